@@ -1,0 +1,107 @@
+"""Bearer JWT identity: who is calling, with which role and scope ids."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import jwt
+
+from app.errors import Unauthenticated
+from app.settings import Settings
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    REGION = "region"
+    COUNTRY = "country"
+    BRANCH = "branch"
+    ENGINE = "engine"
+
+
+# The scope claim each operator role must carry (CONTRACT.md, "Identity and roles").
+REQUIRED_SCOPE_CLAIM: dict[Role, str | None] = {
+    Role.ADMIN: None,
+    Role.REGION: "regionId",
+    Role.COUNTRY: "countryId",
+    Role.BRANCH: "branchId",
+    Role.ENGINE: None,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    sub: str
+    role: Role
+    region_id: str | None = None
+    country_id: str | None = None
+    branch_id: str | None = None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role is Role.ADMIN
+
+
+def issue_token(
+    settings: Settings,
+    *,
+    sub: str,
+    role: Role,
+    region_id: str | None = None,
+    country_id: str | None = None,
+    branch_id: str | None = None,
+    ttl_seconds: int = 3600,
+) -> str:
+    now = int(time.time())
+    claims: dict[str, Any] = {"sub": sub, "role": role.value, "iat": now, "exp": now + ttl_seconds}
+    for name, value in (
+        ("regionId", region_id),
+        ("countryId", country_id),
+        ("branchId", branch_id),
+    ):
+        if value is not None:
+            claims[name] = value
+    return jwt.encode(claims, settings.jwt_secret, algorithm=settings.jwt_algorithm)
+
+
+def principal_from_token(settings: Settings, token: str) -> Principal:
+    try:
+        claims = jwt.decode(
+            token,
+            settings.jwt_secret,
+            algorithms=[settings.jwt_algorithm],
+            options={"require": ["sub", "role", "exp"]},
+        )
+    except jwt.ExpiredSignatureError as exc:
+        raise Unauthenticated("token expired: get a new one") from exc
+    except jwt.InvalidTokenError as exc:
+        raise Unauthenticated(f"invalid token: {exc}") from exc
+    try:
+        role = Role(claims["role"])
+    except ValueError as exc:
+        raise Unauthenticated(f"invalid token: unknown role {claims['role']!r}") from exc
+    needed = REQUIRED_SCOPE_CLAIM[role]
+    if needed is not None and not isinstance(claims.get(needed), str):
+        raise Unauthenticated(f"invalid token: role {role.value} needs the {needed} claim")
+    scope = {k: claims.get(k) for k in ("regionId", "countryId", "branchId")}
+    for name, value in scope.items():
+        if value is not None and not isinstance(value, str):
+            raise Unauthenticated(f"invalid token: {name} must be a string")
+    return Principal(
+        sub=str(claims["sub"]),
+        role=role,
+        region_id=scope["regionId"],
+        country_id=scope["countryId"],
+        branch_id=scope["branchId"],
+    )
+
+
+def principal_from_header(settings: Settings, authorization: str | None) -> Principal:
+    if not authorization:
+        raise Unauthenticated("missing Authorization: Bearer <token> header")
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("Authorization header must be 'Bearer <token>'")
+    return principal_from_token(settings, token.strip())

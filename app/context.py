@@ -1,0 +1,37 @@
+"""The typed per-request context: settings, database, caller and DataLoaders."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.websockets import WebSocket
+
+from app.auth import Principal
+from app.errors import Unauthenticated
+from app.settings import Settings
+from persistence.db import Database
+
+if TYPE_CHECKING:
+    from resolvers.loaders import Loaders
+
+
+@dataclass
+class Context:
+    request: Request | WebSocket
+    response: Response | None
+    settings: Settings
+    db: Database
+    loaders: Loaders
+    request_id: str
+    _principal: Principal | None = None
+    _auth_error: Unauthenticated | None = field(default=None)
+
+    @property
+    def principal(self) -> Principal:
+        """The authenticated caller; raises UNAUTHENTICATED when the token was missing or bad."""
+        if self._principal is None:
+            raise self._auth_error or Unauthenticated("missing Authorization: Bearer <token> header")
+        return self._principal

@@ -1,0 +1,25 @@
+"""Demo data for a first look in GraphiQL: a small organisation of users."""
+
+from __future__ import annotations
+
+from app.scope import Scope
+from app.services import directory
+from app.settings import Settings
+from persistence.db import Database
+
+DEMO_USERS = [
+    ("u_01", "Mina Park", Scope("r_apac", "c_kr", "b_seoul_01", "t_seoul_01_a")),
+    ("u_02", "Joon Lee", Scope("r_apac", "c_kr", "b_seoul_01", "t_seoul_01_b")),
+    ("u_03", "Aiko Sato", Scope("r_apac", "c_jp", "b_tokyo_01", "t_tokyo_01_a")),
+    ("u_04", "Lena Vogel", Scope("r_emea", "c_de", "b_berlin_01", "t_berlin_01_a")),
+]
+
+
+async def seed_demo(settings: Settings) -> None:
+    db = Database(settings)
+    try:
+        async with db.session() as session, session.begin():
+            for user_id, name, scope in DEMO_USERS:
+                await directory.register_user(session, directory.NewUser(user_id, name, scope))
+    finally:
+        await db.dispose()

@@ -1,0 +1,107 @@
+"""The Starlette application: GraphQL, health probes and request protection."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+from strawberry.http import GraphQLHTTPResponse
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.types import ExecutionResult
+
+from app.auth import principal_from_header
+from app.context import Context
+from app.errors import Unauthenticated
+from app.middleware import BodySizeLimit
+from app.settings import Settings, get_settings
+from graphql_schema.errors import format_errors
+from graphql_schema.schema import build_schema
+from persistence.db import Database
+from resolvers.loaders import Loaders
+
+log = logging.getLogger("trainer_console")
+
+
+class GraphQLApp(GraphQL[Context, None]):
+    def __init__(self, settings: Settings, db: Database) -> None:
+        super().__init__(
+            build_schema(settings),
+            graphql_ide=None if settings.is_production else "graphiql",
+            allow_queries_via_get=False,
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+        )
+        self.settings = settings
+        self.db = db
+
+    async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
+        response: GraphQLHTTPResponse = {"data": result.data}
+        if result.errors:
+            response["errors"] = list(format_errors(result.errors))
+        if result.extensions:
+            response["extensions"] = result.extensions
+        return response
+
+    async def get_context(
+        self, request: Request | WebSocket, response: Response | WebSocket | None = None
+    ) -> Context:
+        context = Context(
+            request=request,
+            response=response if isinstance(response, Response) else None,
+            settings=self.settings,
+            db=self.db,
+            loaders=Loaders.create(self.db),
+            request_id=request.headers.get("x-request-id") or uuid.uuid4().hex,
+        )
+        try:
+            context._principal = principal_from_header(self.settings, request.headers.get("authorization"))
+        except Unauthenticated as exc:
+            context._auth_error = exc
+        return context
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or get_settings()
+    settings.check_safe()
+    db = Database(settings)
+    graphql = GraphQLApp(settings, db)
+
+    async def healthz(_: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(_: Request) -> Response:
+        try:
+            latency = await db.ping()
+        except Exception as exc:  # any failure to reach the database means "not ready"
+            log.warning("readiness check failed: %s", exc)
+            return JSONResponse({"status": "unavailable", "database": "unreachable"}, 503)
+        return JSONResponse({"status": "ok", "database": db.dialect, "latencyMs": round(latency, 2)})
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        yield
+        await db.dispose()
+
+    routes: list[Any] = [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/graphql", graphql, methods=["GET", "POST"]),
+        WebSocketRoute("/graphql", graphql),
+    ]
+    app = Starlette(
+        routes=routes,
+        middleware=[Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)],
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.db = db
+    return app

@@ -1,0 +1,1 @@
+"""Business rules, one module per domain; resolvers and the REST layer call these."""

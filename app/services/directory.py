@@ -1,0 +1,134 @@
+"""The user directory: register users and read them within the caller's scope."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import and_, exists, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.auth import Principal
+from app.errors import Forbidden, NotFound
+from app.pagination import Page, decode_cursor, encode_cursor
+from app.scope import LEVELS, Scope, ScopeFilter, ensure_can_read, narrow, principal_bound
+from app.validation import check_id, check_page_size, check_text
+from persistence.models import UserRow
+
+CURSOR_KIND = "user"
+
+
+def scope_of(row: UserRow) -> Scope:
+    return Scope(row.region_id, row.country_id, row.branch_id, row.team_id)
+
+
+def _column(level: str):  # type: ignore[no-untyped-def]
+    return getattr(UserRow, f"{level}_id")
+
+
+def _where(filter_: ScopeFilter):  # type: ignore[no-untyped-def]
+    return and_(*(_column(level) == value for level, value in filter_.pinned().items()))
+
+
+async def users_by_ids(session: AsyncSession, user_ids: Sequence[str]) -> dict[str, UserRow]:
+    """One statement for any number of ids: the DataLoader's batch."""
+    if not user_ids:
+        return {}
+    rows = (await session.scalars(select(UserRow).where(UserRow.user_id.in_(user_ids)))).all()  # type: ignore[attr-defined]
+    return {row.user_id: row for row in rows}
+
+
+def check_can_read(principal: Principal, row: UserRow | None) -> UserRow:
+    """Scope check for one user; admins learn a user is missing, others never do."""
+    ensure_can_read(principal, scope_of(row) if row is not None else None)
+    if row is None:
+        raise NotFound("no such user")
+    return row
+
+
+async def _ensure_filter_in_tree(session: AsyncSession, principal: Principal, requested: ScopeFilter) -> None:
+    """A finer id than the principal's own (a branch for a country operator) must lie
+    under the principal's node; the directory knows the tree."""
+    bound = principal_bound(principal).pinned()
+    if not bound:
+        return
+    finer = {level: value for level, value in requested.pinned().items() if level not in bound}
+    if not finer:
+        return
+    outside = or_(*(_column(level) != value for level, value in bound.items()))
+    probe = select(exists().where(or_(*(_column(lv) == v for lv, v in finer.items())), outside))
+    if await session.scalar(probe):
+        raise Forbidden("the requested scope is not inside yours")
+
+
+async def list_users(
+    session: AsyncSession,
+    principal: Principal,
+    requested: ScopeFilter | None,
+    first: int,
+    after: str | None,
+    max_page_size: int,
+) -> Page[UserRow]:
+    check_page_size(first, max_page_size)
+    effective = narrow(principal, requested)
+    if requested is not None:
+        await _ensure_filter_in_tree(session, principal, requested)
+    query = select(UserRow).where(_where(effective))
+    if after is not None:
+        query = query.where(UserRow.user_id > decode_cursor(CURSOR_KIND, after))  # type: ignore[arg-type]
+    query = query.order_by(UserRow.user_id).limit(first + 1)  # type: ignore[arg-type]
+    rows = list((await session.scalars(query)).all())
+    has_next = len(rows) > first
+    rows = rows[:first]
+    return Page(rows, [encode_cursor(CURSOR_KIND, r.user_id) for r in rows], has_next)
+
+
+@dataclass(frozen=True, slots=True)
+class NewUser:
+    user_id: str
+    name: str
+    scope: Scope
+
+
+def validate_new_user(user: NewUser) -> NewUser:
+    check_id("userId", user.user_id)
+    check_text("name", user.name)
+    for level in LEVELS:
+        check_id(f"{level}Id", user.scope.id_at(level))
+    return user
+
+
+async def register_user(session: AsyncSession, user: NewUser) -> tuple[UserRow, UserRow | None]:
+    """Create the user, or move an existing one to the given name and scope.
+
+    Returns the stored row and, for an existing user, a copy of what it was
+    (the audit log records before and after).
+    """
+    validate_new_user(user)
+    now = datetime.now(UTC)
+    row = await session.get(UserRow, user.user_id, with_for_update=True)
+    before: UserRow | None = None
+    if row is None:
+        row = UserRow(
+            user_id=user.user_id,
+            name=user.name,
+            region_id=user.scope.region_id,
+            country_id=user.scope.country_id,
+            branch_id=user.scope.branch_id,
+            team_id=user.scope.team_id,
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(row)
+    else:
+        before = UserRow.model_validate(row.model_dump())
+        row.name = user.name
+        row.region_id, row.country_id = user.scope.region_id, user.scope.country_id
+        row.branch_id, row.team_id = user.scope.branch_id, user.scope.team_id
+        row.updated_at = now
+    await session.flush()
+    return row, before
+
+
+__all__ = ["NewUser", "check_can_read", "list_users", "register_user", "scope_of", "users_by_ids"]

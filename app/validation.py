@@ -1,0 +1,33 @@
+"""Shared input rules, so every path (GraphQL, REST, bulk) refuses the same things."""
+
+from __future__ import annotations
+
+import re
+
+from app.errors import SchemaMismatch
+
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}$")
+
+
+def check_id(field: str, value: str) -> str:
+    """Ids are 1-128 characters of letters, digits and ``_ . : -``."""
+    if not isinstance(value, str) or not _ID.match(value):
+        raise SchemaMismatch(
+            f"{field} must be 1-128 characters of letters, digits, '_', '.', ':' or '-'",
+            field=field,
+        )
+    return value
+
+
+def check_text(field: str, value: str, max_length: int = 256) -> str:
+    if not isinstance(value, str) or not value.strip() or len(value) > max_length:
+        raise SchemaMismatch(
+            f"{field} must be non-empty text of at most {max_length} characters", field=field
+        )
+    return value
+
+
+def check_page_size(first: int, maximum: int) -> int:
+    if not 1 <= first <= maximum:
+        raise SchemaMismatch(f"first must be between 1 and {maximum}", field="first")
+    return first

@@ -1,0 +1,1 @@
+"""The GraphQL schema: types per domain, composed in graphql_schema.schema."""

@@ -1,0 +1,71 @@
+"""One place that turns exceptions into GraphQL errors with the contract's codes.
+
+- a DomainError keeps its message and code (and details such as retryAfterSeconds);
+- an error raised before execution or while coercing input (parse, validation,
+  limits, wrong variable types) is the client's: E_SCHEMA_MISMATCH;
+- anything else is masked as INTERNAL_SERVER_ERROR and logged with its traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from graphql.error import GraphQLError
+
+from app.errors import DomainError
+
+log = logging.getLogger("trainer_console.errors")
+
+INTERNAL_MESSAGE = "Internal server error."
+
+
+def _domain_error(error: GraphQLError) -> DomainError | None:
+    original = error.original_error
+    while isinstance(original, GraphQLError) and original.original_error is not None:
+        original = original.original_error
+    return original if isinstance(original, DomainError) else None
+
+
+def is_internal(error: GraphQLError) -> bool:
+    """True for errors that are our bug, not the client's mistake."""
+    if _domain_error(error) is not None:
+        return False
+    original = error.original_error
+    return original is not None and not isinstance(original, GraphQLError)
+
+
+def with_code(error: GraphQLError) -> GraphQLError:
+    domain = _domain_error(error)
+    if domain is not None:
+        extensions = {**(error.extensions or {}), **domain.extensions()}
+        message = domain.message
+    elif is_internal(error):
+        extensions = {"code": "INTERNAL_SERVER_ERROR"}
+        message = INTERNAL_MESSAGE
+    else:
+        extensions = {"code": "E_SCHEMA_MISMATCH", **(error.extensions or {})}
+        message = error.message
+    return GraphQLError(
+        message=message,
+        nodes=error.nodes,
+        source=error.source,
+        positions=error.positions,
+        path=error.path,
+        original_error=None,
+        extensions=extensions,
+    )
+
+
+def format_errors(errors: list[GraphQLError]) -> list[object]:
+    """The errors a client sees: every one carries ``extensions.code``."""
+    return [with_code(error).formatted for error in errors]
+
+
+def log_internal_errors(errors: list[GraphQLError]) -> None:
+    for error in errors:
+        if is_internal(error):
+            log.error(
+                "unexpected error in %s",
+                ".".join(map(str, error.path or [])) or "operation",
+                exc_info=error.original_error,
+            )

@@ -1,0 +1,36 @@
+"""Field permissions, declared on each root field with parameterised instances."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from strawberry.permission import BasePermission, PermissionExtension
+
+from app.auth import Role
+from app.errors import Forbidden
+from graphql_schema.info import Info
+
+
+class HasRole(BasePermission):
+    """The caller is authenticated and holds one of the roles.
+
+    Raising domain errors (rather than returning False) keeps the contract's
+    UNAUTHENTICATED / FORBIDDEN codes on the response.
+    """
+
+    def __init__(self, *roles: Role) -> None:
+        self.roles = frozenset(roles)
+
+    def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
+        principal = info.context.principal  # raises UNAUTHENTICATED
+        if principal.role not in self.roles:
+            raise Forbidden(f"role {principal.role.value} may not do this")
+        return True
+
+
+ANY_ROLE = tuple(Role)
+OPERATORS = (Role.ADMIN, Role.REGION, Role.COUNTRY, Role.BRANCH)
+
+
+def allow(*roles: Role) -> PermissionExtension:
+    return PermissionExtension([HasRole(*roles)], use_directives=False)

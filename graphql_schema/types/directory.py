@@ -1,0 +1,80 @@
+"""Principal and user-directory types."""
+
+from __future__ import annotations
+
+import strawberry
+
+from app.auth import Principal, Role
+from app.pagination import Page
+from app.services.directory import scope_of
+from graphql_schema.types.common import PageInfo, ScopeInput, ScopeType
+from persistence.models import UserRow
+
+RoleType = strawberry.enum(Role, name="Role")
+
+
+@strawberry.type(name="Principal", description="The caller, as its token says.")
+class PrincipalType:
+    sub: str
+    role: RoleType  # type: ignore[valid-type]
+    region_id: str | None
+    country_id: str | None
+    branch_id: str | None
+
+    @classmethod
+    def from_principal(cls, principal: Principal) -> PrincipalType:
+        return cls(
+            sub=principal.sub,
+            role=principal.role,
+            region_id=principal.region_id,
+            country_id=principal.country_id,
+            branch_id=principal.branch_id,
+        )
+
+
+@strawberry.type
+class User:
+    user_id: str
+    name: str
+    scope: ScopeType
+
+    @classmethod
+    def from_row(cls, row: UserRow) -> User:
+        return cls(user_id=row.user_id, name=row.name, scope=ScopeType.from_scope(scope_of(row)))
+
+
+@strawberry.type
+class UserEdge:
+    cursor: str
+    node: User
+
+
+@strawberry.type
+class UserConnection:
+    edges: list[UserEdge]
+    page_info: PageInfo
+
+    @strawberry.field(description="The page's users without their cursors.")
+    def nodes(self) -> list[User]:
+        return [edge.node for edge in self.edges]
+
+    @classmethod
+    def from_page(cls, page: Page[UserRow]) -> UserConnection:
+        edges = [
+            UserEdge(cursor=cursor, node=User.from_row(row))
+            for row, cursor in zip(page.items, page.cursors, strict=True)
+        ]
+        return cls(
+            edges=edges,
+            page_info=PageInfo(
+                has_next_page=page.has_next_page,
+                end_cursor=page.cursors[-1] if page.cursors else None,
+            ),
+        )
+
+
+@strawberry.input
+class RegisterUserInput:
+    user_id: str
+    name: str
+    scope: ScopeInput

@@ -1,0 +1,1 @@
+"""Database access: engine, sessions, table models and migrations."""

@@ -1,0 +1,66 @@
+"""Who am I, and the user directory."""
+
+from __future__ import annotations
+
+import strawberry
+
+from app.auth import Role
+from app.services import directory
+from graphql_schema.info import Info
+from graphql_schema.permissions import ANY_ROLE, OPERATORS, allow
+from graphql_schema.types.common import ScopeFilterInput
+from graphql_schema.types.directory import PrincipalType, RegisterUserInput, User, UserConnection
+
+
+@strawberry.type
+class DirectoryQuery:
+    @strawberry.field(extensions=[allow(*ANY_ROLE)], description="The calling principal.")
+    def me(self, info: Info) -> PrincipalType:
+        return PrincipalType.from_principal(info.context.principal)
+
+    @strawberry.field(
+        extensions=[allow(*OPERATORS)],
+        description="One user. FORBIDDEN outside your scope, whether or not the user exists.",
+    )
+    async def user(self, info: Info, id: strawberry.ID) -> User:
+        row = await info.context.loaders.user_by_id.load(str(id))
+        return User.from_row(directory.check_can_read(info.context.principal, row))
+
+    @strawberry.field(
+        extensions=[allow(*OPERATORS)],
+        description="Users inside your scope, ordered by userId (cursor pagination).",
+    )
+    async def users(
+        self,
+        info: Info,
+        scope: ScopeFilterInput | None = None,
+        first: int = 50,
+        after: str | None = None,
+    ) -> UserConnection:
+        ctx = info.context
+        async with ctx.db.session() as session:
+            page = await directory.list_users(
+                session,
+                ctx.principal,
+                scope.to_filter() if scope else None,
+                first,
+                after,
+                ctx.settings.max_page_size,
+            )
+        for row in page.items:
+            ctx.loaders.user_by_id.prime(row.user_id, row)
+        return UserConnection.from_page(page)
+
+
+@strawberry.type
+class DirectoryMutation:
+    @strawberry.mutation(
+        extensions=[allow(Role.ADMIN)],
+        description="Create a user, or move an existing one to a new name/scope (admin).",
+    )
+    async def register_user(self, info: Info, input: RegisterUserInput) -> User:
+        ctx = info.context
+        new = directory.NewUser(input.user_id, input.name, input.scope.to_scope())
+        async with ctx.db.session() as session, session.begin():
+            row, _before = await directory.register_user(session, new)
+        return User.from_row(row)

@@ -1,0 +1,31 @@
+"""DataLoaders, made per request in get_context, so caching never crosses callers."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from strawberry.dataloader import DataLoader
+
+from app.services import directory
+from persistence.db import Database
+from persistence.models import UserRow
+
+
+class UserByIdLoader(DataLoader[str, UserRow | None]):
+    def __init__(self, db: Database) -> None:
+        async def load(keys: Sequence[str]) -> list[UserRow | None]:
+            async with db.session() as session:
+                found = await directory.users_by_ids(session, keys)
+            return [found.get(key) for key in keys]
+
+        super().__init__(load_fn=load)
+
+
+@dataclass
+class Loaders:
+    user_by_id: UserByIdLoader
+
+    @classmethod
+    def create(cls, db: Database) -> Loaders:
+        return cls(user_by_id=UserByIdLoader(db))
