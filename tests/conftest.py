@@ -14,8 +14,8 @@ import pytest
 from starlette.applications import Starlette
 
 from app.auth import Role, issue_token
-from app.settings import Settings
 from app.main import create_app
+from app.settings import Settings
 from tests.dbs import PostgresDatabases, SqliteDatabases, postgres_unavailable_reason
 
 TEST_SECRET = "test-secret-0123456789-0123456789-abcdef"
