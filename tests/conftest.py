@@ -64,7 +64,8 @@ def each_dbs(request: pytest.FixtureRequest) -> SqliteDatabases | PostgresDataba
 
 
 def make_settings(database_url: str, **overrides: Any) -> Settings:
-    return Settings(env="test", database_url=database_url, jwt_secret=TEST_SECRET, **overrides)
+    values: dict[str, Any] = {"env": "test", "jwt_secret": TEST_SECRET} | overrides
+    return Settings(database_url=database_url, **values)
 
 
 @pytest.fixture
@@ -150,3 +151,51 @@ def admin(token: TokenFactory) -> str:
 
 def error_codes(body: dict[str, Any]) -> list[str]:
     return [error["extensions"]["code"] for error in body.get("errors", [])]
+
+
+class StatementCounter:
+    """Counts the SQL statements the app sends: exact, unlike timings."""
+
+    def __init__(self) -> None:
+        self.statements: list[str] = []
+
+    def __call__(self, _conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        self.statements.append(statement)
+
+    @property
+    def count(self) -> int:
+        return len(self.statements)
+
+    def reset(self) -> None:
+        self.statements.clear()
+
+
+@pytest.fixture
+def sql_statements(app: Starlette) -> Iterator[StatementCounter]:
+    from sqlalchemy import event
+
+    counter = StatementCounter()
+    engine = app.state.db.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", counter)
+    yield counter
+    event.remove(engine, "before_cursor_execute", counter)
+
+
+@pytest.fixture
+async def client_with(database_url: str) -> AsyncIterator[Callable[..., Any]]:
+    """client_with(**settings) -> an HTTP client for an app built with other settings."""
+    apps: list[Starlette] = []
+    clients: list[httpx.AsyncClient] = []
+
+    async def make(**overrides: Any) -> httpx.AsyncClient:
+        application = create_app(make_settings(overrides.pop("database_url", database_url), **overrides))
+        apps.append(application)
+        http = httpx.AsyncClient(transport=httpx.ASGITransport(app=application), base_url="http://testserver")
+        clients.append(http)
+        return http
+
+    yield make
+    for http in clients:
+        await http.aclose()
+    for application in apps:
+        await application.state.db.dispose()

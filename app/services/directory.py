@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import and_, exists, or_, select
+from sqlalchemy import and_, exists, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import Principal
@@ -28,7 +28,7 @@ def _column(level: str):  # type: ignore[no-untyped-def]
 
 
 def _where(filter_: ScopeFilter):  # type: ignore[no-untyped-def]
-    return and_(*(_column(level) == value for level, value in filter_.pinned().items()))
+    return and_(true(), *(_column(level) == value for level, value in filter_.pinned().items()))
 
 
 async def users_by_ids(session: AsyncSession, user_ids: Sequence[str]) -> dict[str, UserRow]:

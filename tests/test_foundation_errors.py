@@ -1,0 +1,69 @@
+"""Errors reach clients with the contract's codes; our own bugs are masked."""
+
+from __future__ import annotations
+
+import logging
+
+from app.services import directory
+from tests.conftest import error_codes
+
+USERS_FIRST = "query($first: Int!) { users(first: $first) { nodes { userId } } }"
+
+
+async def test_unknown_field_is_a_schema_mismatch_without_suggestions(gql, admin):
+    # when
+    body = await gql("{ users { nodes { userid } } }", as_=admin)
+    # then
+    assert error_codes(body) == ["E_SCHEMA_MISMATCH"]
+    assert "Did you mean" not in body["errors"][0]["message"]
+
+
+async def test_wrong_variable_type_is_a_schema_mismatch(gql, admin):
+    body = await gql(USERS_FIRST, {"first": "ten"}, as_=admin)
+    assert error_codes(body) == ["E_SCHEMA_MISMATCH"]
+
+
+async def test_wrong_literal_type_is_a_schema_mismatch(gql, admin):
+    body = await gql('{ users(first: "ten") { nodes { userId } } }', as_=admin)
+    assert error_codes(body) == ["E_SCHEMA_MISMATCH"]
+
+
+async def test_missing_required_input_field_is_a_schema_mismatch(gql, admin):
+    body = await gql('mutation { registerUser(input: {userId: "u1", name: "x"}) { userId } }', as_=admin)
+    assert error_codes(body) == ["E_SCHEMA_MISMATCH"]
+
+
+async def test_syntax_error_is_a_schema_mismatch(gql, admin):
+    body = await gql("{ users { nodes { userId } ", as_=admin)
+    assert error_codes(body) == ["E_SCHEMA_MISMATCH"]
+
+
+async def test_unexpected_error_is_masked_and_logged(gql, admin, monkeypatch, caplog):
+    # given: a fault deep in the service layer
+    async def broken(*_args, **_kwargs):
+        raise RuntimeError("connection string postgres://secret@db")
+
+    monkeypatch.setattr(directory, "list_users", broken)
+    # when
+    with caplog.at_level(logging.ERROR, logger="trainer_console.errors"):
+        body = await gql(USERS_FIRST, {"first": 5}, as_=admin)
+    # then: the client sees a code and nothing of the detail
+    assert error_codes(body) == ["INTERNAL_SERVER_ERROR"]
+    assert "secret" not in str(body)
+    assert body["errors"][0]["message"] == "Internal server error."
+    # and the server log keeps the detail for operators
+    assert "postgres://secret@db" in caplog.text
+
+
+async def test_domain_codes_stay_visible_next_to_masked_errors(gql, token):
+    # a branch operator asking for a user outside its branch: the code survives masking
+    body = await gql('{ user(id: "u_other") { userId } }', as_=token("branch", branch_id="b1"))
+    assert error_codes(body) == ["FORBIDDEN"]
+    assert body["errors"][0]["message"] == "not in your scope"
+
+
+async def test_non_json_body_is_a_client_error_not_a_500(client):
+    response = await client.post(
+        "/graphql", content=b"{not json", headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 400

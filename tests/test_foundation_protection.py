@@ -1,0 +1,152 @@
+"""Protection on by default: depth, aliases, tokens, batching, body size, production mode."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.main import create_app
+from app.settings import DEV_JWT_SECRET, InsecureSettingsError, Settings
+from tests.conftest import error_codes
+from tests.org import REGISTER_USER, register_input
+
+LIST_IDS = "{ users(first: 100) { nodes { userId } } }"
+
+
+def register_mutation(aliases: int) -> str:
+    fields = "\n".join(
+        f'a{i}: registerUser(input: {{userId: "u_{i}", name: "n", scope: '
+        f'{{regionId: "r", countryId: "c", branchId: "b", teamId: "t"}}}}) {{ userId }}'
+        for i in range(aliases)
+    )
+    return f"mutation {{\n{fields}\n}}"
+
+
+async def stored_ids(gql, admin):
+    body = await gql(LIST_IDS, as_=admin)
+    return [node["userId"] for node in body["data"]["users"]["nodes"]]
+
+
+async def test_too_deep_a_query_is_refused_before_execution(gql, admin, client_with, token):
+    # given: depth 1 allowed (root fields are depth 0); the mutation reaches depth 2, the query 4
+    strict = await client_with(max_query_depth=1)
+    deep = """mutation { registerUser(input: {userId: "u_deep", name: "n", scope:
+        {regionId: "r", countryId: "c", branchId: "b", teamId: "t"}}) { scope { regionId } } }"""
+    deep_users = "{ users { edges { node { scope { regionId } } } } }"
+    # when
+    response = await strict.post(
+        "/graphql", json={"query": deep_users}, headers={"Authorization": f"Bearer {admin}"}
+    )
+    mutation = await strict.post(
+        "/graphql", json={"query": deep}, headers={"Authorization": f"Bearer {admin}"}
+    )
+    # then
+    assert error_codes(response.json()) == ["E_SCHEMA_MISMATCH"]
+    assert "depth" in response.json()["errors"][0]["message"]
+    assert response.json()["data"] is None
+    assert error_codes(mutation.json()) == ["E_SCHEMA_MISMATCH"]
+    assert await stored_ids(gql, admin) == []  # the mutation never ran
+
+
+async def test_too_many_aliases_are_refused_before_execution(gql, admin):
+    # given: the default limit is 15 aliases
+    # when
+    body = await gql(register_mutation(16), as_=admin)
+    # then
+    assert error_codes(body) == ["E_SCHEMA_MISMATCH"]
+    assert await stored_ids(gql, admin) == []
+
+
+async def test_aliases_within_the_limit_run(gql, admin):
+    body = await gql(register_mutation(3), as_=admin)
+    assert "errors" not in body
+    assert await stored_ids(gql, admin) == ["u_0", "u_1", "u_2"]
+
+
+async def test_too_many_tokens_are_refused_before_execution(gql, admin, client_with):
+    # given: a 60-token limit, and a 2-alias mutation of ~70 tokens
+    strict = await client_with(max_tokens=60)
+    # when
+    response = await strict.post(
+        "/graphql", json={"query": register_mutation(2)}, headers={"Authorization": f"Bearer {admin}"}
+    )
+    # then
+    assert error_codes(response.json()) == ["E_SCHEMA_MISMATCH"]
+    assert "token" in response.json()["errors"][0]["message"].lower()
+    assert await stored_ids(gql, admin) == []
+
+
+async def test_batched_requests_are_refused(client, admin):
+    response = await client.post(
+        "/graphql",
+        json=[{"query": LIST_IDS}, {"query": LIST_IDS}],
+        headers={"Authorization": f"Bearer {admin}"},
+    )
+    assert response.status_code == 400
+
+
+async def test_queries_over_get_are_refused(client, admin):
+    response = await client.get(
+        "/graphql", params={"query": LIST_IDS}, headers={"Authorization": f"Bearer {admin}"}
+    )
+    assert response.status_code in (400, 405)
+
+
+async def test_oversized_body_is_refused_with_413(client_with, admin, gql):
+    # given
+    small = await client_with(max_body_bytes=2048)
+    padding = "x" * 4096
+    query = REGISTER_USER
+    variables = {"input": register_input({"userId": "u_big", "name": padding, "scope": ("r", "c", "b", "t")})}
+    # when
+    response = await small.post(
+        "/graphql",
+        json={"query": query, "variables": variables},
+        headers={"Authorization": f"Bearer {admin}"},
+    )
+    # then
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "E_SCHEMA_MISMATCH"
+    assert "2048" in response.json()["error"]["message"]
+    assert await stored_ids(gql, admin) == []
+
+
+async def test_oversized_chunked_body_is_refused_with_413(client_with, admin):
+    small = await client_with(max_body_bytes=2048)
+
+    async def chunks():
+        for _ in range(4):
+            yield b" " * 1024
+
+    response = await small.post(
+        "/graphql",
+        content=chunks(),
+        headers={"Authorization": f"Bearer {admin}", "content-type": "application/json"},
+    )
+    assert response.status_code == 413
+
+
+async def test_development_serves_graphiql_and_introspection(client, admin):
+    page = await client.get("/graphql", headers={"accept": "text/html"})
+    assert page.status_code == 200 and "GraphiQL" in page.text
+    body = (await client.post("/graphql", json={"query": "{ __schema { queryType { name } } }"})).json()
+    assert body["data"]["__schema"]["queryType"]["name"] == "Query"
+
+
+async def test_production_turns_off_graphiql_and_introspection(client_with):
+    # given
+    prod = await client_with(env="production")
+    # when
+    page = await prod.get("/graphql", headers={"accept": "text/html"})
+    body = (await prod.post("/graphql", json={"query": "{ __schema { queryType { name } } }"})).json()
+    # then
+    assert page.status_code != 200 or "GraphiQL" not in page.text
+    assert set(error_codes(body)) == {"E_SCHEMA_MISMATCH"}
+    assert "introspection" in body["errors"][0]["message"].lower()
+    assert body.get("data") is None
+
+
+@pytest.mark.parametrize("secret", [DEV_JWT_SECRET, "short"])
+def test_production_refuses_a_weak_jwt_secret(secret):
+    settings = Settings(env="production", jwt_secret=secret, database_url="sqlite+aiosqlite:///:memory:")
+    with pytest.raises(InsecureSettingsError):
+        create_app(settings)

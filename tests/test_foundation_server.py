@@ -1,0 +1,101 @@
+"""The console command as a new user runs it: a real uvicorn on loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+import websockets
+from websockets.typing import Subprotocol
+
+from app.cli import main as cli_main
+from tests.conftest import TEST_SECRET
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def server(database_url: str) -> Iterator[str]:
+    port = _free_port()
+    env = os.environ | {"TRAINER_DATABASE_URL": database_url, "TRAINER_JWT_SECRET": TEST_SECRET}
+    env.pop("DATABASE_URL", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--demo"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise AssertionError(f"server exited: {process.stdout.read() if process.stdout else ''}")
+            try:
+                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        else:
+            raise AssertionError("server did not become ready in 30 s")
+        yield base
+    finally:
+        process.terminate()
+        output, _ = process.communicate(timeout=10)
+        print(output)
+
+
+def test_token_command_prints_a_working_token(capsys, monkeypatch):
+    monkeypatch.setenv("TRAINER_JWT_SECRET", TEST_SECRET)
+    from app.settings import get_settings
+
+    get_settings.cache_clear()
+    try:
+        assert cli_main(["token", "--role", "branch", "--branch-id", "b_01", "--sub", "op-1"]) == 0
+    finally:
+        get_settings.cache_clear()
+    token = capsys.readouterr().out.strip()
+    assert token.count(".") == 2
+
+
+def test_serve_starts_graphiql_graphql_and_subscriptions(server):
+    # given: a token from the CLI, as the server's banner says
+    token = subprocess.run(
+        [sys.executable, "-m", "app.cli", "token", "--role", "branch", "--branch-id", "b_seoul_01"],
+        env=os.environ | {"TRAINER_JWT_SECRET": TEST_SECRET},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    # when
+    page = httpx.get(f"{server}/graphql", headers={"accept": "text/html"})
+    body = httpx.post(
+        f"{server}/graphql",
+        json={"query": "{ me { role branchId } users { nodes { userId } } }"},
+        headers={"Authorization": f"Bearer {token}"},
+    ).json()
+    # then
+    assert page.status_code == 200 and "GraphiQL" in page.text
+    assert body["data"]["me"] == {"role": "BRANCH", "branchId": "b_seoul_01"}
+    assert [n["userId"] for n in body["data"]["users"]["nodes"]] == ["u_01", "u_02"]  # demo data
+
+
+async def test_subscriptions_protocol_is_enabled(server):
+    url = server.replace("http://", "ws://") + "/graphql"
+    async with websockets.connect(url, subprotocols=[Subprotocol("graphql-transport-ws")]) as ws:
+        await ws.send(json.dumps({"type": "connection_init", "payload": {}}))
+        ack = json.loads(await ws.recv())
+    assert ack["type"] == "connection_ack"
