@@ -28,7 +28,7 @@ def _upgrade(connection: Connection, database_url: str, revision: str) -> None:
     command.upgrade(cfg, revision)
 
 
-async def migrate(settings: Settings, revision: str = "head") -> None:
+async def migrate(settings: Settings, revision: str = "heads") -> None:
     """Create or upgrade the schema; safe to run on every start."""
     ensure_sqlite_dir(settings.database_url)
     db = Database(settings)
@@ -39,5 +39,5 @@ async def migrate(settings: Settings, revision: str = "head") -> None:
         await db.dispose()
 
 
-def migrate_sync(settings: Settings, revision: str = "head") -> None:
+def migrate_sync(settings: Settings, revision: str = "heads") -> None:
     asyncio.run(migrate(settings, revision))
