@@ -24,6 +24,7 @@ from strawberry.types import ExecutionContext
 
 from app.settings import Settings
 from graphql_schema.errors import log_internal_errors
+from graphql_schema.execution import FastExecutionContext
 from resolvers.directory import DirectoryMutation, DirectoryQuery
 
 SDL_PATH = Path(__file__).with_name("schema.graphql")
@@ -56,6 +57,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         "mutation": Mutation,
         "extensions": extensions,
         "config": StrawberryConfig(disable_field_suggestions=True),
+        "execution_context_class": FastExecutionContext,
     }
     return Schema(**kwargs)
 

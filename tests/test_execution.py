@@ -1,0 +1,134 @@
+"""The fast completion path answers exactly what graphql-core's own path answers."""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+
+import pytest
+import strawberry
+
+from graphql_schema.execution import FastExecutionContext
+
+
+@strawberry.enum
+class Level(enum.Enum):
+    LOW = "low"
+    HIGH = "high"
+
+
+@strawberry.type
+class Inner:
+    score: float
+    label: str | None
+    tags: list[str]
+    maybe_tags: list[str | None] | None
+    level: Level
+    at: datetime
+
+
+@strawberry.type
+class Item:
+    id: strawberry.ID
+    count: int
+    inner: Inner
+    inners: list[Inner]
+    must: str | None  # exposed as non-null below through a resolver-free field of a broken row
+
+    @strawberry.field
+    def computed(self, factor: int = 2) -> int:
+        return self.count * factor
+
+
+@strawberry.type
+class Broken:
+    name: str
+
+
+@strawberry.type
+class Query:
+    @strawberry.field
+    def items(self) -> list[Item]:
+        return ITEMS
+
+    @strawberry.field
+    def broken(self) -> list[Broken]:
+        # a None where the schema promises a String!: graphql-core must report it
+        return [Broken(name="ok"), Broken(name=None)]  # type: ignore[arg-type]
+
+    @strawberry.field
+    def big(self) -> list[Item]:
+        return [Item(id="x", count=2**40, inner=ITEMS[0].inner, inners=[], must=None)]
+
+
+AT = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+ITEMS = [
+    Item(
+        id=str(i),
+        count=i,
+        inner=Inner(
+            score=i / 3,
+            label=None if i % 2 else f"l{i}",
+            tags=["a", "b"],
+            maybe_tags=[None, "x"],
+            level=Level.HIGH if i % 2 else Level.LOW,
+            at=AT,
+        ),
+        inners=[Inner(score=1, label="one", tags=[], maybe_tags=None, level=Level.LOW, at=AT)],  # type: ignore[arg-type]
+        must="m",
+    )
+    for i in range(5)
+]
+
+QUERIES = [
+    "{ items { id count inner { score label tags maybeTags level at } } }",
+    "{ items { __typename a: id b: count inner { __typename s: score } inners { score tags } } }",
+    "{ items { ...F computed(factor: 3) } } fragment F on Item { id inner { ... on Inner { label } } }",
+    "query($skip: Boolean!) { items { id @skip(if: $skip) count @include(if: $skip) inner { label } } }",
+    "{ broken { name } }",
+    "{ big { count } }",
+]
+
+
+@pytest.mark.parametrize("query", QUERIES)
+async def test_fast_path_matches_graphql_core(query):
+    # given
+    plain = strawberry.Schema(Query)
+    fast = strawberry.Schema(Query, execution_context_class=FastExecutionContext)
+    variables = {"skip": True}
+    # when
+    expected = await plain.execute(query, variable_values=variables)
+    actual = await fast.execute(query, variable_values=variables)
+    # then
+    assert actual.data == expected.data
+    assert [e.formatted for e in actual.errors or []] == [e.formatted for e in expected.errors or []]
+
+
+async def test_errors_are_reported_through_the_fallback():
+    fast = strawberry.Schema(Query, execution_context_class=FastExecutionContext)
+    broken = await fast.execute("{ broken { name } }")
+    big = await fast.execute("{ big { count } }")
+    assert broken.errors and broken.errors[0].path == ["broken", 1, "name"]
+    assert big.errors and "non 32-bit" in big.errors[0].message.lower()
+
+
+async def test_plain_objects_skip_graphql_core_completion(monkeypatch):
+    # given: count the objects graphql-core completes itself
+    from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext as Base
+
+    calls: list[str] = []
+    original = Base.collect_and_execute_subfields
+
+    def counting(self, return_type, *args, **kwargs):
+        calls.append(return_type.name)
+        return original(self, return_type, *args, **kwargs)
+
+    monkeypatch.setattr(Base, "collect_and_execute_subfields", counting)
+    fast = strawberry.Schema(Query, execution_context_class=FastExecutionContext)
+    # when
+    plain_only = await fast.execute(QUERIES[0])
+    with_resolver = await fast.execute(QUERIES[2])
+    # then: Item has a resolver field only in the second query
+    assert plain_only.errors is None and with_resolver.errors is None
+    assert calls.count("Item") == 5
+    assert "Inner" not in calls
