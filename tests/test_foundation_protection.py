@@ -150,3 +150,18 @@ def test_production_refuses_a_weak_jwt_secret(secret):
     settings = Settings(env="production", jwt_secret=secret, database_url="sqlite+aiosqlite:///:memory:")
     with pytest.raises(InsecureSettingsError):
         create_app(settings)
+
+
+async def test_limits_keep_the_validation_cache_working(gql, admin):
+    """The limit rules must be the same classes on every request, or validation is never cached."""
+    from strawberry.extensions.validation_cache import _get_validate_cache
+
+    # given
+    cache = _get_validate_cache(512)
+    query = "{ me { sub } users(first: 3) { nodes { userId } } }"
+    await gql(query, as_=admin)
+    hits = cache.cache_info().hits
+    # when
+    await gql(query, as_=admin)
+    # then
+    assert cache.cache_info().hits == hits + 1
