@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from app.settings import Settings
+from persistence.writer import GroupCommitWriter, sqlite_write_engine
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -53,7 +54,14 @@ class Database:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.engine = create_engine(settings)
-        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        # Services that need a setting inside a transaction (the audit log's key) read session.info.
+        self.sessionmaker = async_sessionmaker(
+            self.engine, expire_on_commit=False, info={"settings": settings}
+        )
+        self._write_engine = (
+            sqlite_write_engine(settings.database_url, _sqlite_pragmas) if settings.is_sqlite else self.engine
+        )
+        self.writer = GroupCommitWriter(self._write_engine)
 
     @property
     def dialect(self) -> str:
@@ -73,4 +81,7 @@ class Database:
         return (loop.time() - start) * 1000
 
     async def dispose(self) -> None:
+        await self.writer.close()
+        if self._write_engine is not self.engine:
+            await self._write_engine.dispose()
         await self.engine.dispose()
