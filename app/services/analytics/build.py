@@ -1,0 +1,190 @@
+"""buildSnapshots: one UTC day of raw logs -> snapshot_daily_user -> the four aggregates.
+
+Everything is set-based (INSERT ... SELECT ... GROUP BY), filtered on the
+indexed ``day`` column, so a day costs time in proportion to that day's
+records, not to the history. The aggregates read the snapshots only (P-05,
+AG-DATA-03). The whole build is one transaction, checked before it commits.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.auth import Principal
+from app.errors import AggregationConflict, DuplicateSnapshot, SchemaMismatch
+from app.services import audit
+from app.services.analytics.rules import Counters, Level
+from app.services.analytics.statements import (
+    SNAPSHOT_COLUMNS,
+    Dialect,
+    aggregate_columns,
+    aggregate_select,
+    snapshot_select,
+    totals_select,
+)
+from app.services.analytics.tables import AGGREGATES, BUILDS, SNAPSHOTS
+
+log = logging.getLogger("trainer_console.analytics")
+
+
+@dataclass(frozen=True, slots=True)
+class BuildResult:
+    day: date
+    rebuilt: bool
+    snapshots: int
+    aggregates: dict[Level, int]
+    built_at: datetime
+    built_by: str
+    # Days after this one that were already built: their cumulative xpTotal and
+    # badgesOwned started from the old state of this day, so rebuild them too.
+    later_days: list[date]
+
+
+async def _claim_day(
+    session: AsyncSession, principal: Principal, day: date, rebuild: bool, threshold: float
+) -> dict[str, Any] | None:
+    """Take the day for this build and return the previous build's record (None: first build).
+
+    The first statement writes, so the transaction holds the write lock (SQLite)
+    or the row lock (PostgreSQL) before it reads anything: two concurrent builds
+    of one day cannot both succeed.
+    """
+    now = datetime.now(UTC)
+    if rebuild:
+        claimed = await session.execute(
+            sa.update(BUILDS).where(BUILDS.c.day == day).values(rebuilds=BUILDS.c.rebuilds + 1)
+        )
+        if claimed.rowcount:  # type: ignore[attr-defined]
+            before = (await session.execute(sa.select(BUILDS).where(BUILDS.c.day == day))).mappings().one()
+            await session.execute(sa.delete(SNAPSHOTS).where(SNAPSHOTS.c.day == day))
+            for table in AGGREGATES.values():
+                await session.execute(sa.delete(table).where(table.c.day == day))
+            return {**before, "rebuilds": before["rebuilds"] - 1}
+    try:
+        await session.execute(
+            sa.insert(BUILDS).values(
+                day=day,
+                built_at=now,
+                built_by=principal.sub,
+                snapshots=0,
+                rebuilds=0,
+                quiz_pass_threshold=threshold,
+            )
+        )
+    except IntegrityError as exc:
+        raise DuplicateSnapshot(
+            f"snapshots for {day.isoformat()} already exist; pass rebuild: true to rebuild them (audited)",
+            date=day.isoformat(),
+        ) from exc
+    return None
+
+
+async def build_snapshots(
+    session: AsyncSession,
+    principal: Principal,
+    day: date,
+    *,
+    rebuild: bool,
+    quiz_pass_threshold: float,
+    request_id: str,
+) -> BuildResult:
+    """Build (or, with ``rebuild``, replace) one UTC day's snapshots and aggregates.
+
+    Runs inside the caller's transaction; any failure, including the final
+    consistency check, leaves the day as it was.
+    """
+    if day > datetime.now(UTC).date():
+        raise SchemaMismatch(
+            "date is in the future: only past or current UTC days can be built", field="date"
+        )
+    before = await _claim_day(session, principal, day, rebuild, quiz_pass_threshold)
+    built_at = datetime.now(UTC)
+    sql = Dialect(session.get_bind().dialect.name)
+    if sql.postgres:
+        # A batch job's GROUP BYs over a whole day: let them hash in memory rather than spill.
+        await session.execute(sa.text("SET LOCAL work_mem = '64MB'"))
+    if before is None and await session.scalar(
+        sa.select(SNAPSHOTS.c.day).where(SNAPSHOTS.c.day == day).limit(1)
+    ):
+        # Snapshot rows without a build record can only have been written by hand.
+        raise DuplicateSnapshot(f"snapshots for {day.isoformat()} already exist", date=day.isoformat())
+    inserted = await session.execute(
+        sa.insert(SNAPSHOTS).from_select(SNAPSHOT_COLUMNS, snapshot_select(day, quiz_pass_threshold, sql))
+    )
+    snapshots = int(inserted.rowcount)  # type: ignore[attr-defined]
+    counts: dict[Level, int] = {}
+    for level, table in AGGREGATES.items():
+        result = await session.execute(
+            sa.insert(table).from_select(
+                aggregate_columns(level), aggregate_select(level, day, built_at, sql)
+            )
+        )
+        counts[level] = int(result.rowcount)  # type: ignore[attr-defined]
+    await _check_totals(session, day)
+    await session.execute(
+        sa.update(BUILDS)
+        .where(BUILDS.c.day == day)
+        .values(
+            built_at=built_at,
+            built_by=principal.sub,
+            snapshots=snapshots,
+            quiz_pass_threshold=quiz_pass_threshold,
+        )
+    )
+    later = (
+        await session.scalars(sa.select(BUILDS.c.day).where(BUILDS.c.day > day).order_by(BUILDS.c.day))
+    ).all()
+    built = BuildResult(
+        day=day,
+        rebuilt=before is not None,
+        snapshots=snapshots,
+        aggregates=counts,
+        built_at=built_at,
+        built_by=principal.sub,
+        later_days=list(later),
+    )
+    if before is not None:
+        await audit.record(
+            session,
+            principal,
+            request_id=request_id,
+            action="rebuild_snapshots",
+            target=f"snapshot_daily_user/{day.isoformat()}",
+            before=_jsonable(before),
+            after={
+                "builtAt": built_at.isoformat(),
+                "builtBy": principal.sub,
+                "snapshots": snapshots,
+                "quizPassThreshold": quiz_pass_threshold,
+            },
+        )
+    log.info("built %s snapshots for %s (rebuild=%s)", snapshots, day, before is not None)
+    return built
+
+
+async def _check_totals(session: AsyncSession, day: date) -> None:
+    """Every level must sum to the snapshots it was built from (one query; reads check unit by unit)."""
+    totals = {row.source: Counters.of(row) for row in (await session.execute(totals_select(day))).all()}
+    expected = totals.pop("snapshots")
+    wrong = [level for level, found in totals.items() if found != expected]
+    if wrong:
+        raise AggregationConflict(
+            "aggregates built for the day do not sum to its snapshots", date=day.isoformat(), levels=wrong
+        )
+
+
+def _jsonable(record: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "builtAt": record["built_at"].isoformat(),
+        "builtBy": record["built_by"],
+        "snapshots": record["snapshots"],
+        "quizPassThreshold": record["quiz_pass_threshold"],
+        "rebuilds": record["rebuilds"],
+    }

@@ -1,0 +1,423 @@
+"""Derive benchmark: buildSnapshots over a month of raw logs, beside a hand-written daily GROUP BY.
+
+    python -m bench.derive                       # SQLite and PostgreSQL, 1,000,000 events each
+    python -m bench.derive --db sqlite
+    python -m bench.derive --db postgres --events 200000
+
+For each database it makes a fresh one (a SQLite temp file; on PostgreSQL a new
+database, dropped at the end), migrates it, and writes straight into the raw
+tables (Core executemany on SQLite, COPY on PostgreSQL): ``--events`` events
+over ``--days`` UTC days for 10,000 users in 1,000 teams, 200 branches, 20
+countries and 5 regions, plus one session_log row per 10 events. Then, on the
+same database in the same run:
+
+(b) the baseline: a hand-written GROUP BY per day over event_log and
+    session_log computing the same per-user counters, fetched (run once to warm
+    the cache, then timed before and after (a); the faster run is the baseline);
+(a) ``buildSnapshots`` for every day, through the GraphQL mutation in-process
+    (the app over ASGI: the server's own code path, one request per day):
+    snapshots, the four aggregates from the snapshots and the consistency check;
+(c) one more day of the same volume built alone after the month, and one at a
+    tenth of the volume: the cost follows that day's records, not the history.
+
+It prints the timings, (a) / (b) (target <= 1.5) and the peak RSS of the
+process (the app runs in it) during each phase. Run on demand; it is not part of
+the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import psutil
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+from app.auth import Role, issue_token
+from app.main import create_app
+from app.services.analytics.tables import EVENTS, SESSIONS
+from app.settings import Settings
+from persistence.db import Database
+from persistence.migrate import migrate
+
+DEFAULT_PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
+FIRST_DAY = date(2026, 1, 1)
+REGIONS, COUNTRIES, BRANCHES, TEAMS, USERS = 5, 20, 200, 1000, 10_000
+# Event mix (per 100 events) and the reward split: roughly a trainer's day.
+EVENT_MIX = (
+    ("login", 15),
+    ("module_start", 15),
+    ("module_complete", 12),
+    ("quiz_answer", 20),
+    ("saleslab_turn", 25),
+    ("reward_claim", 13),
+)
+SESSIONS_PER_EVENT = 0.1
+BUILD = "mutation($date: Date!) { buildSnapshots(date: $date) { snapshots teams } }"
+
+BASELINE_EVENTS = sa.text(
+    """
+    SELECT user_id,
+           SUM(CASE WHEN event_type = 'module_start' THEN 1 ELSE 0 END),
+           SUM(CASE WHEN event_type = 'module_complete' THEN 1 ELSE 0 END),
+           MAX(CASE WHEN event_type = 'login' THEN 1 ELSE 0 END),
+           SUM(CASE WHEN event_type = 'reward_claim' AND action LIKE 'xp:%'
+                    THEN CAST(SUBSTR(action, 4) AS INTEGER) ELSE 0 END)
+    FROM event_log WHERE day = :day GROUP BY user_id
+    """
+)
+BASELINE_SESSIONS = sa.text(
+    """
+    SELECT user_id,
+           SUM(CASE WHEN engine = 'quiz' THEN 1 ELSE 0 END),
+           SUM(CASE WHEN engine = 'quiz' AND turn_count > 0
+                     AND CAST(correct_answers AS FLOAT) / turn_count >= 0.7 THEN 1 ELSE 0 END),
+           SUM(CASE WHEN engine = 'saleslab' THEN 1 ELSE 0 END),
+           SUM(CASE WHEN engine = 'saleslab' AND upsell_attempts > 0 THEN 1 ELSE 0 END),
+           SUM(CASE WHEN engine = 'saleslab' AND upsell_success THEN 1 ELSE 0 END)
+    FROM session_log WHERE day = :day GROUP BY user_id
+    """
+)
+
+
+@dataclass
+class Org:
+    """10 users per team, 5 teams per branch, 10 branches per country, 4 countries per region."""
+
+    scopes: list[tuple[str, str, str, str]] = field(default_factory=list)
+
+    @classmethod
+    def build(cls) -> Org:
+        org = cls()
+        for u in range(USERS):
+            team = u // (USERS // TEAMS)
+            branch = team // (TEAMS // BRANCHES)
+            country = branch // (BRANCHES // COUNTRIES)
+            region = country // (COUNTRIES // REGIONS)
+            org.scopes.append((f"r{region:02d}", f"c{country:03d}", f"b{branch:04d}", f"t{team:05d}"))
+        return org
+
+
+def day_rows(
+    org: Org, day: date, events: int, rng: random.Random
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """One UTC day of raw rows, shaped as the ingestion stores them."""
+    types = [name for name, weight in EVENT_MIX for _ in range(weight)]
+    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    versions = [("m1.0", "s1.0", "p1.0"), ("m1.1", "s1.0", "p1.0"), ("m1.1", "s2.0", "p2.0")]
+    event_rows: list[dict[str, Any]] = []
+    for _ in range(events):
+        user = rng.randrange(USERS)
+        region, country, branch, team = org.scopes[user]
+        event_type = rng.choice(types)
+        action = None
+        if event_type == "reward_claim":
+            action = f"badge:b{rng.randrange(50)}" if rng.random() < 0.05 else f"xp:{rng.randrange(5, 200)}"
+        ts = start + timedelta(seconds=rng.randrange(86_400))
+        module, scenario, prompt = rng.choice(versions)
+        event_rows.append(
+            {
+                "event_id": uuid.UUID(int=rng.getrandbits(128)).hex,
+                "ts": ts,
+                "day": day,
+                "user_id": f"u{user:05d}",
+                "event_type": event_type,
+                "module_id": None,
+                "quiz_id": None,
+                "scenario_id": None,
+                "turn_index": None,
+                "action": action,
+                "module_version": module,
+                "scenario_version": scenario,
+                "prompt_version": prompt,
+                "region_id": region,
+                "country_id": country,
+                "branch_id": branch,
+                "team_id": team,
+                "received_at": ts,
+                "sent_by": "bench",
+                "content_hash": "0" * 64,
+            }
+        )
+    session_rows: list[dict[str, Any]] = []
+    for _ in range(int(events * SESSIONS_PER_EVENT)):
+        user = rng.randrange(USERS)
+        region, country, branch, team = org.scopes[user]
+        engine = rng.choices(("quiz", "saleslab", "learning"), (5, 4, 1))[0]
+        end = start + timedelta(seconds=rng.randrange(600, 86_400))
+        turns = rng.randrange(0, 12)
+        attempts = rng.randrange(0, 3) if engine == "saleslab" else None
+        module, scenario, prompt = rng.choice(versions)
+        session_rows.append(
+            {
+                "session_id": uuid.UUID(int=rng.getrandbits(128)).hex,
+                "user_id": f"u{user:05d}",
+                "engine": engine,
+                "start_time": end - timedelta(seconds=600),
+                "end_time": end,
+                "day": day,
+                "duration_sec": 600.0,
+                "outcome": "success",
+                "turn_count": turns,
+                "correct_answers": rng.randrange(0, turns + 1) if engine == "quiz" else None,
+                "upsell_attempts": attempts,
+                "upsell_success": (rng.random() < 0.4) if attempts else None,
+                "module_version": module,
+                "scenario_version": scenario,
+                "prompt_version": prompt,
+                "region_id": region,
+                "country_id": country,
+                "branch_id": branch,
+                "team_id": team,
+                "received_at": end,
+                "sent_by": "bench",
+                "content_hash": "0" * 64,
+            }
+        )
+    return event_rows, session_rows
+
+
+class PeakRss:
+    """Samples this process's RSS every 20 ms; ``phase`` reports the peak inside a block."""
+
+    def __init__(self) -> None:
+        self.process = psutil.Process()
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.process.memory_info().rss)
+            time.sleep(0.02)
+
+    @contextmanager
+    def phase(self, into: dict[str, float], name: str) -> Iterator[None]:
+        self.peak = self.process.memory_info().rss
+        yield
+        time.sleep(0.05)
+        into[name] = self.peak / 2**20
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+async def load(db: Database, dialect: str, rows: list[dict[str, Any]], table: sa.Table) -> None:
+    if not rows:
+        return
+    if dialect == "postgresql":
+        url = make_url(db.settings.database_url).set(drivername="postgresql")
+        conn = await asyncpg.connect(url.render_as_string(hide_password=False))
+        try:
+            columns = list(rows[0])
+            await conn.copy_records_to_table(
+                table.name, records=[tuple(r[c] for c in columns) for r in rows], columns=columns
+            )
+        finally:
+            await conn.close()
+        return
+    async with db.engine.begin() as conn:
+        for start in range(0, len(rows), 10_000):
+            await conn.execute(sa.insert(table), rows[start : start + 10_000])
+
+
+async def baseline(db: Database, days: list[date]) -> float:
+    """The hand-written daily GROUP BY of the same counters, fetched; seconds."""
+    start = time.perf_counter()
+    async with db.engine.connect() as conn:
+        for day in days:
+            (await conn.execute(BASELINE_EVENTS, {"day": day})).all()
+            (await conn.execute(BASELINE_SESSIONS, {"day": day})).all()
+    return time.perf_counter() - start
+
+
+class StatementTimes:
+    """Time spent in the database per kind of statement (the first words of its SQL)."""
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine.sync_engine
+        self.totals: dict[str, float] = {}
+        self._started = 0.0
+
+    def _before(self, *_args: Any) -> None:
+        self._started = time.perf_counter()
+
+    def _after(self, _conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        words = statement.split()
+        kind = " ".join(words[:3]) if words[0] in ("INSERT", "DELETE", "UPDATE") else words[0]
+        self.totals[kind] = self.totals.get(kind, 0.0) + time.perf_counter() - self._started
+
+    @contextmanager
+    def recording(self) -> Iterator[None]:
+        sa.event.listen(self.engine, "before_cursor_execute", self._before)
+        sa.event.listen(self.engine, "after_cursor_execute", self._after)
+        try:
+            yield
+        finally:
+            sa.event.remove(self.engine, "before_cursor_execute", self._before)
+            sa.event.remove(self.engine, "after_cursor_execute", self._after)
+
+
+async def build_days(client: httpx.AsyncClient, token: str, days: list[date]) -> tuple[float, int]:
+    start = time.perf_counter()
+    snapshots = 0
+    for day in days:
+        response = await client.post(
+            "/graphql",
+            json={"query": BUILD, "variables": {"date": day.isoformat()}},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        body = response.json()
+        assert "errors" not in body, body
+        snapshots += body["data"]["buildSnapshots"]["snapshots"]
+    return time.perf_counter() - start, snapshots
+
+
+async def run(kind: str, events: int, days: int, seed: int) -> dict[str, Any]:
+    rng = random.Random(seed)
+    org = Org.build()
+    admin_url = os.environ.get("TRAINER_PG_ADMIN_URL", DEFAULT_PG_ADMIN_URL)
+    name = f"bench_derive_{os.getpid()}"
+    tmp = tempfile.TemporaryDirectory(prefix="bench-derive-")
+    if kind == "postgres":
+        admin = await asyncpg.connect(admin_url)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        await admin.close()
+        url = str(
+            make_url(admin_url).set(drivername="postgresql+asyncpg", database=name).render_as_string(False)
+        )
+    else:
+        url = f"sqlite+aiosqlite:///{Path(tmp.name) / 'derive.db'}"
+    settings = Settings(env="test", database_url=url, jwt_secret="bench-secret-" + "x" * 32)
+    rss = PeakRss()
+    memory: dict[str, float] = {}
+    figures: dict[str, Any] = {"db": kind, "events": events, "days": days}
+    try:
+        await migrate(settings)
+        db = Database(settings)
+        month = [FIRST_DAY + timedelta(days=i) for i in range(days)]
+        per_day = events // days
+        start = time.perf_counter()
+        with rss.phase(memory, "load"):
+            sessions = 0
+            for day in month:
+                event_rows, session_rows = day_rows(org, day, per_day, rng)
+                sessions += len(session_rows)
+                await load(db, db.dialect, event_rows, EVENTS)
+                await load(db, db.dialect, session_rows, SESSIONS)
+            async with db.engine.begin() as conn:
+                await conn.execute(sa.text("ANALYZE"))
+        figures["load_s"] = time.perf_counter() - start
+        figures["sessions"] = sessions
+
+        await baseline(db, month)  # warm the cache
+        figures["baseline_before_s"] = await baseline(db, month)
+
+        app = create_app(settings)
+        token = issue_token(settings, sub="bench", role=Role.ADMIN)
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://bench"
+        ) as client:
+            times = StatementTimes(app.state.db.engine)
+            with rss.phase(memory, "build"), times.recording():
+                figures["build_s"], figures["snapshots"] = await build_days(client, token, month)
+            figures["statements_s"] = times.totals
+            figures["baseline_after_s"] = await baseline(db, month)
+
+            # (c) one more day of the same volume, then one at a tenth of it
+            day31, day32 = FIRST_DAY + timedelta(days=days), FIRST_DAY + timedelta(days=days + 1)
+            for day, volume in ((day31, per_day), (day32, per_day // 10)):
+                event_rows, session_rows = day_rows(org, day, volume, rng)
+                await load(db, db.dialect, event_rows, EVENTS)
+                await load(db, db.dialect, session_rows, SESSIONS)
+            with rss.phase(memory, "one_day"):
+                figures["day31_s"], _ = await build_days(client, token, [day31])
+            figures["day31_baseline_s"] = min([await baseline(db, [day31]) for _ in range(3)])
+            figures["day32_s"], _ = await build_days(client, token, [day32])
+            figures["day32_baseline_s"] = min([await baseline(db, [day32]) for _ in range(3)])
+            figures["day31_events"], figures["day32_events"] = per_day, per_day // 10
+        await app.state.db.dispose()
+        await db.dispose()
+    finally:
+        rss.close()
+        if kind == "postgres":
+            admin = await asyncpg.connect(admin_url)
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await admin.close()
+        tmp.cleanup()
+    figures["baseline_s"] = min(figures["baseline_before_s"], figures["baseline_after_s"])
+    figures["ratio"] = figures["build_s"] / figures["baseline_s"]
+    figures["rss_mib"] = memory
+    return figures
+
+
+def report(f: dict[str, Any]) -> None:
+    per_day = f["build_s"] / f["days"]
+    print(f"\n== {f['db']}: {f['events']:,} events + {f['sessions']:,} sessions over {f['days']} days")
+    print(f"   load (straight into the raw tables): {f['load_s']:.1f} s")
+    print(
+        f"   (b) hand-written daily GROUP BY: {f['baseline_s']:.2f} s "
+        f"(before (a): {f['baseline_before_s']:.2f} s, after: {f['baseline_after_s']:.2f} s)"
+    )
+    print(
+        f"   (a) buildSnapshots x {f['days']}: {f['build_s']:.2f} s ({per_day * 1000:.0f} ms/day), "
+        f"{f['snapshots']:,} snapshots"
+    )
+    print(f"   (a) / (b) = {f['ratio']:.2f}  (target <= 1.5)")
+    print(
+        f"   (c) day {f['days'] + 1} alone ({f['day31_events']:,} events): {f['day31_s'] * 1000:.0f} ms "
+        f"(its GROUP BY: {f['day31_baseline_s'] * 1000:.0f} ms); "
+        f"a day of {f['day32_events']:,} events: {f['day32_s'] * 1000:.0f} ms "
+        f"(its GROUP BY: {f['day32_baseline_s'] * 1000:.0f} ms)"
+    )
+    breakdown = sorted(f["statements_s"].items(), key=lambda kv: -kv[1])
+    in_sql = sum(seconds for _, seconds in breakdown)
+    print(
+        f"       in SQL {in_sql:.2f} s: "
+        + ", ".join(f"{kind} {seconds:.2f}" for kind, seconds in breakdown[:6])
+    )
+    rss = f["rss_mib"]
+    print(
+        f"   peak RSS of the process (app in-process): load {rss['load']:.0f} MiB, "
+        f"build {rss['build']:.0f} MiB, one day {rss['one_day']:.0f} MiB"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--db", choices=("sqlite", "postgres", "both"), default="both")
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+    kinds = ("sqlite", "postgres") if args.db == "both" else (args.db,)
+    print(
+        f"cpus: {os.cpu_count()}, {REGIONS} regions / {COUNTRIES} countries / {BRANCHES} branches / "
+        f"{TEAMS} teams / {USERS:,} users"
+    )
+    for kind in kinds:
+        report(asyncio.run(run(kind, args.events, args.days, args.seed)))
+
+
+if __name__ == "__main__":
+    main()
