@@ -8,6 +8,8 @@ on UPDATE, DELETE (so ``ON CONFLICT DO UPDATE`` fails too) and TRUNCATE.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from alembic import op
 
 PG_FUNCTION = """
@@ -20,8 +22,20 @@ $$ LANGUAGE plpgsql;
 """
 
 
-def make_append_only(table: str, key_column: str, pk_column: str = "seq") -> None:
-    """Install the append-only triggers on ``table`` for the current dialect."""
+def make_append_only(
+    table: str,
+    key_column: str,
+    pk_column: str = "seq",
+    *,
+    also_unique: tuple[str, ...] = (),
+    on_collision: Literal["ignore", "abort"] = "ignore",
+) -> None:
+    """Install the append-only triggers on ``table`` for the current dialect.
+
+    On SQLite an insert that collides with a stored row on ``key_column``, ``pk_column`` or
+    ``also_unique`` is ignored (idempotent logs) or, with ``on_collision="abort"``, fails the
+    statement: the audit log must never lose an entry silently.
+    """
     if op.get_bind().dialect.name == "postgresql":
         op.execute(PG_FUNCTION)
         op.execute(
@@ -41,11 +55,12 @@ def make_append_only(table: str, key_column: str, pk_column: str = "seq") -> Non
         f"CREATE TRIGGER {table}_no_delete BEFORE DELETE ON {table} "
         f"BEGIN SELECT RAISE(ABORT, '{table} is append-only: DELETE refused'); END"
     )
+    collides = " OR ".join(f"{column} = NEW.{column}" for column in (key_column, pk_column, *also_unique))
+    action = "IGNORE" if on_collision == "ignore" else f"ABORT, '{table} is append-only: entry exists'"
     op.execute(
         f"CREATE TRIGGER {table}_no_replace BEFORE INSERT ON {table} "
-        f"WHEN EXISTS (SELECT 1 FROM {table} WHERE {key_column} = NEW.{key_column} "
-        f"OR {pk_column} = NEW.{pk_column}) "
-        f"BEGIN SELECT RAISE(IGNORE); END"
+        f"WHEN EXISTS (SELECT 1 FROM {table} WHERE {collides}) "
+        f"BEGIN SELECT RAISE({action}); END"
     )
 
 
