@@ -1,0 +1,69 @@
+"""The ops §8 scope matrix, in one place: resolvers gate roles with these tuples and the
+services apply the partial (⚠️) rules, so the REST layer gets the same answers.
+
+    operation                      branch  country  region                 admin  engine
+    modelConfig                    -       -        -                      yes    read
+    updateModelConfig              -       -        -                      yes    -
+    features                       -       -        read                   yes    read
+    setFeatureToggle               -       -        regionFlippable only   yes    -
+    limits                         -       -        -                      yes    read
+    updateLimits                   -       -        -                      yes    -
+    rulesets(type)                 -       content  content, difficulty,   all    all
+                                                    scenario
+    uploadRuleset                  -       -        -                      yes    -
+    hotReload(type)                -       content  content, difficulty,   all    -
+                                                    scenario
+    releases, createRelease,       -       -        -                      yes    -
+      rollbackRelease
+    health                         status  + latencyMs, uptimeHours,       all    -
+                                           engines (both)
+    diagnostics                    -       -        -                      yes    -
+    engineHeartbeat                -       -        -                      yes    yes
+
+Region and country operators hot-reload the content-side rulesets their markets tune (content
+for a country; content, difficulty and scenario for a region); prompt, upm, insights, mission,
+gamification and system rules change the whole pipeline and stay with admin. Toggles a region
+may flip are marked ``region_flippable`` (seeded: quiz_auto_generate, content_ai_transform).
+"""
+
+from __future__ import annotations
+
+from app.auth import Principal, Role
+from app.errors import Forbidden
+from app.services.ops.catalog import RulesetType
+
+ADMIN = (Role.ADMIN,)
+MODEL_CONFIG_READERS = (Role.ADMIN, Role.ENGINE)
+FEATURE_READERS = (Role.ADMIN, Role.REGION, Role.ENGINE)
+FEATURE_WRITERS = (Role.ADMIN, Role.REGION)
+LIMITS_READERS = (Role.ADMIN, Role.ENGINE)
+RULESET_READERS = (Role.ADMIN, Role.REGION, Role.COUNTRY, Role.ENGINE)
+HOT_RELOADERS = (Role.ADMIN, Role.REGION, Role.COUNTRY)
+HEALTH_STATUS = (Role.ADMIN, Role.REGION, Role.COUNTRY, Role.BRANCH)
+HEALTH_ENGINES = (Role.ADMIN, Role.REGION, Role.COUNTRY)
+HEALTH_DETAILS = (Role.ADMIN,)
+HEARTBEAT_SENDERS = (Role.ENGINE, Role.ADMIN)
+
+ALL_TYPES = frozenset(RulesetType)
+RELOADABLE: dict[Role, frozenset[RulesetType]] = {
+    Role.ADMIN: ALL_TYPES,
+    Role.REGION: frozenset({RulesetType.content, RulesetType.difficulty, RulesetType.scenario}),
+    Role.COUNTRY: frozenset({RulesetType.content}),
+}
+READABLE_RULESETS: dict[Role, frozenset[RulesetType]] = {**RELOADABLE, Role.ENGINE: ALL_TYPES}
+
+
+def ensure_can_reload(principal: Principal, kind: RulesetType) -> None:
+    if kind not in RELOADABLE.get(principal.role, frozenset()):
+        raise Forbidden(f"role {principal.role.value} may not hot-reload {kind.value} rulesets")
+
+
+def ensure_can_read_rulesets(principal: Principal, kind: RulesetType) -> None:
+    if kind not in READABLE_RULESETS.get(principal.role, frozenset()):
+        raise Forbidden(f"role {principal.role.value} may not read {kind.value} rulesets")
+
+
+def ensure_can_flip(principal: Principal, key: str, region_flippable: bool) -> None:
+    if principal.is_admin or (principal.role is Role.REGION and region_flippable):
+        return
+    raise Forbidden(f"role {principal.role.value} may not change feature toggle {key!r}")

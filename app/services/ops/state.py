@@ -1,0 +1,199 @@
+"""The per-process view of the ops settings, and the one way to change them.
+
+Every worker keeps the settings engines obey (model config, toggles, limits, active rulesets)
+in memory and checks ``ops_state.version`` at most every ``TRAINER_OPS_REFRESH_SECONDS``
+(0.5 s): one primary-key read, and a reload only when the version moved. So limit checks cost
+no database round trip per operation, and a change made through any worker reaches every
+other worker within about half a second (the worker that made it sees it at once).
+
+The check and the reload use their own one-connection pool: they never wait behind request
+traffic for a pooled connection, and a request's own statements stay exactly what its
+resolvers send. That pool is closed whenever the main engine is disposed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+
+from sqlalchemy import event, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlmodel import col
+
+from app.limits import ConcurrencyGate, RateLimiter
+from app.services.ops.catalog import SETTING_LIMITS, SETTING_MODEL_CONFIG, RulesetState, RulesetType
+from app.services.ops.diagnostics import OperationMetrics, ProcessSampler
+from app.services.ops.values import (
+    ActiveRuleset,
+    Limits,
+    ModelConfig,
+    OpsSnapshot,
+    Stamp,
+    Toggle,
+    as_utc,
+)
+from app.settings import Settings
+from persistence.db import Database, create_engine
+from persistence.models.ops import (
+    ActiveRulesetRow,
+    FeatureToggleRow,
+    OpsSettingRow,
+    OpsStateRow,
+    RulesetRow,
+)
+
+log = logging.getLogger("trainer_console.ops")
+
+STATE_ID = 1
+
+
+async def read_version(session: AsyncSession) -> int:
+    version = await session.scalar(select(col(OpsStateRow.version)).where(col(OpsStateRow.id) == STATE_ID))
+    if version is None:
+        raise RuntimeError("ops_state is empty: run `trainer-console migrate`")
+    return int(version)
+
+
+async def load_snapshot(session: AsyncSession) -> OpsSnapshot:
+    """Read everything engines obey (the version first: a later commit only makes it look older)."""
+    version = await read_version(session)
+    settings = {row.key: row for row in (await session.scalars(select(OpsSettingRow))).all()}
+    toggles = (await session.scalars(select(FeatureToggleRow).order_by(FeatureToggleRow.key))).all()
+    active = (
+        await session.execute(
+            select(ActiveRulesetRow, RulesetRow).outerjoin(
+                RulesetRow,
+                col(RulesetRow.ruleset_id) == col(ActiveRulesetRow.ruleset_id),
+            )
+        )
+    ).all()
+    model_row, limits_row = settings[SETTING_MODEL_CONFIG], settings[SETTING_LIMITS]
+    rulesets: dict[RulesetType, ActiveRuleset] = {}
+    for state, ruleset in active:
+        kind = RulesetType(state.engine_type)
+        rulesets[kind] = ActiveRuleset(
+            type=kind,
+            ruleset_id=state.ruleset_id,
+            declared_version=ruleset.declared_version if ruleset is not None else None,
+            document=ruleset.document if ruleset is not None else None,
+            activated_at=as_utc(state.activated_at) if state.activated_at else None,
+            activated_by=state.activated_by,
+            state=RulesetState(state.state),
+            failed_target_id=state.failed_target_id,
+            last_error=state.last_error,
+            failed_at=as_utc(state.failed_at) if state.failed_at else None,
+        )
+    return OpsSnapshot(
+        version=version,
+        model_config=ModelConfig.from_json(model_row.value),
+        model_config_stamp=Stamp(as_utc(model_row.updated_at), model_row.updated_by),
+        limits=Limits.from_json(limits_row.value),
+        limits_stamp=Stamp(as_utc(limits_row.updated_at), limits_row.updated_by),
+        toggles=tuple(
+            Toggle(
+                t.key, t.enabled, t.description, t.region_flippable, Stamp(as_utc(t.updated_at), t.updated_by)
+            )
+            for t in toggles
+        ),
+        rulesets={kind: rulesets[kind] for kind in RulesetType if kind in rulesets},
+    )
+
+
+class OpsRuntime:
+    """One per app (worker process): the cached settings, the limiters and the metrics."""
+
+    def __init__(self, settings: Settings, db: Database, clock: Callable[[], float] = time.monotonic) -> None:
+        self.settings = settings
+        self.db = db
+        self._engine = create_engine(settings.model_copy(update={"db_pool_size": 1}))
+        self._sessions = async_sessionmaker(self._engine, expire_on_commit=False)
+        event.listen(db.engine.sync_engine, "engine_disposed", lambda _: self._engine.sync_engine.dispose())
+        self.refresh_seconds = settings.ops_refresh_seconds
+        self.started = clock()
+        self._clock = clock
+        self._snapshot: OpsSnapshot | None = None
+        self._checked_at = -float("inf")
+        self._generation = 0
+        self._lock = asyncio.Lock()
+        self._background: asyncio.Task[None] | None = None
+        self.limiter = RateLimiter(clock)
+        self.gate = ConcurrencyGate()
+        self.metrics = OperationMetrics(settings.ops_diagnostics_window_seconds, clock=clock)
+        self.sampler = ProcessSampler()
+
+    def uptime_seconds(self) -> float:
+        return self._clock() - self.started
+
+    def invalidate(self) -> None:
+        """After a local commit: the next read checks the database."""
+        self._generation += 1
+        self._checked_at = -float("inf")
+
+    def peek(self) -> OpsSnapshot | None:
+        """The cached settings without waiting (for synchronous per-operation hooks); when a
+        check is due it runs in the background. HTTP requests have already awaited ``current``
+        in the body-size middleware, so only WebSocket operations ever see a due check here."""
+        if self._clock() - self._checked_at >= self.refresh_seconds and self._background is None:
+            self._background = asyncio.get_running_loop().create_task(self._refresh_in_background())
+        return self._snapshot
+
+    async def _refresh_in_background(self) -> None:
+        try:
+            await self.current()
+        except Exception:
+            log.warning("could not load the ops settings", exc_info=True)
+        finally:
+            self._background = None
+
+    async def current(self) -> OpsSnapshot:
+        """The settings now in force; a database read at most every refresh interval."""
+        snapshot = self._snapshot
+        age = self._clock() - self._checked_at
+        if snapshot is not None and age < self.refresh_seconds:
+            return snapshot
+        if snapshot is not None and self._lock.locked() and age < 4 * self.refresh_seconds:
+            return snapshot  # another task is checking; this one was verified a moment ago
+        async with self._lock:
+            return await self._refresh()
+
+    async def _refresh(self) -> OpsSnapshot:
+        snapshot = self._snapshot
+        if snapshot is not None and self._clock() - self._checked_at < self.refresh_seconds:
+            return snapshot
+        generation, started = self._generation, self._clock()
+        try:
+            async with self._sessions() as session:
+                if snapshot is None or await read_version(session) != snapshot.version:
+                    snapshot = await load_snapshot(session)
+        except Exception:
+            if snapshot is None:
+                raise
+            # Keep serving the last known settings; retry after the next interval.
+            log.warning(
+                "could not refresh the ops settings; keeping version %s", snapshot.version, exc_info=True
+            )
+            self._checked_at = started
+            return snapshot
+        self._snapshot = snapshot
+        if generation == self._generation:
+            self._checked_at = started
+        return snapshot
+
+    @asynccontextmanager
+    async def change(self) -> AsyncIterator[AsyncSession]:
+        """A transaction that changes ops state: bumps ``ops_state.version`` first (which also
+        serialises concurrent changes on its row lock) and refreshes this worker after commit."""
+        try:
+            async with self.db.session() as session, session.begin():
+                await session.execute(
+                    update(OpsStateRow)
+                    .where(col(OpsStateRow.id) == STATE_ID)
+                    .values(version=OpsStateRow.version + 1, changed_at=datetime.now(UTC))
+                )
+                yield session
+        finally:
+            self.invalidate()
