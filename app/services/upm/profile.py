@@ -1,0 +1,164 @@
+"""Reading the aggregated profile (upm §1, §7): a fixed number of statements for any
+number of users, and the same cost whatever the length of their history."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.services.upm import rules as formulas
+from app.services.upm_ruleset import SKILLS, UpmRuleset
+from persistence.models.upm import UpmMissionRow, UpmModuleRow, UpmProfileRow, UpmSkillRow, UpmTopicRow
+
+
+@dataclass(frozen=True, slots=True)
+class ScenarioView:
+    total_sessions: int
+    avg_turns: float | None
+    upsell_success_rate: float | None
+    avg_objections: float | None
+    behavior_score: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class QuizView:
+    total_quizzes: int
+    avg_accuracy: float | None
+    strengths: list[str]
+    weaknesses: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class LearningView:
+    completed_modules: int
+    repeat_count: int
+    engagement_score: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class MissionView:
+    completed: int
+    failed: int
+    active: int
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileView:
+    user_id: str
+    scenario: ScenarioView
+    quiz: QuizView
+    learning: LearningView
+    missions: MissionView
+    skill: dict[str, float]
+    updated_at: datetime | None
+
+
+@dataclass(slots=True)
+class ProfileRows:
+    """Everything stored about one user's performance."""
+
+    profile: UpmProfileRow | None = None
+    topics: list[tuple[str, int, int, int]] = field(default_factory=list)
+    skills: dict[str, float] = field(default_factory=dict)
+    modules: int = 0
+    completed_modules: int = 0
+    active_missions: int = 0
+
+
+def _ratio(numerator: float, denominator: float) -> float | None:
+    return numerator / denominator if denominator else None
+
+
+def build(user_id: str, rows: ProfileRows, rules: UpmRuleset) -> ProfileView:
+    p = rows.profile or UpmProfileRow(user_id=user_id, updated_at=datetime.min)
+    behavior = (
+        p.behavior_ema
+        if rules.behavior_score.aggregation == "ema"
+        else _ratio(p.behavior_sum, p.behavior_count)
+    )
+    strengths, weaknesses = formulas.strengths_and_weaknesses(rows.topics, rules)
+    skills = {skill: rows.skills.get(skill, 0.0) for skill in SKILLS}
+    skills.update(rows.skills)
+    return ProfileView(
+        user_id=user_id,
+        scenario=ScenarioView(
+            total_sessions=p.scenario_sessions,
+            avg_turns=_ratio(p.scenario_turns, p.scenario_sessions),
+            upsell_success_rate=_ratio(p.scenario_upsell_successes, p.scenario_sessions),
+            avg_objections=_ratio(p.scenario_objections, p.scenario_sessions),
+            behavior_score=behavior,
+        ),
+        quiz=QuizView(
+            total_quizzes=p.quiz_count,
+            avg_accuracy=_ratio(p.quiz_accuracy_sum, p.quiz_count),
+            strengths=strengths,
+            weaknesses=weaknesses,
+        ),
+        learning=LearningView(
+            completed_modules=rows.completed_modules,
+            repeat_count=p.learning_logs - rows.modules,
+            engagement_score=formulas.engagement(
+                p.learning_logs, p.learning_completed_logs, p.learning_minutes
+            ),
+        ),
+        missions=MissionView(
+            completed=p.missions_completed, failed=p.missions_failed, active=rows.active_missions
+        ),
+        skill=skills,
+        updated_at=rows.profile.updated_at if rows.profile else None,
+    )
+
+
+async def rows_by_user_ids(session: AsyncSession, user_ids: Sequence[str]) -> dict[str, ProfileRows]:
+    """Four statements for any number of users (profiles, topics, skills, module/mission counts)."""
+    found: dict[str, ProfileRows] = {user_id: ProfileRows() for user_id in user_ids}
+    if not user_ids:
+        return found
+    ids = list(found)
+    for profile in (
+        await session.scalars(sa.select(UpmProfileRow).where(sa.column("user_id").in_(ids)))
+    ).all():
+        found[profile.user_id].profile = profile
+    topic = UpmTopicRow.__table__.c  # type: ignore[attr-defined]
+    topics = await session.execute(
+        sa.select(topic.user_id, topic.topic, topic.quizzes, topic.correct, topic.total).where(
+            topic.user_id.in_(ids)
+        )
+    )
+    for user_id, name, quizzes, correct, total in topics:
+        found[user_id].topics.append((name, quizzes, correct, total))
+    skill = UpmSkillRow.__table__.c  # type: ignore[attr-defined]
+    for user_id, skill_id, mastery in await session.execute(
+        sa.select(skill.user_id, skill.skill_id, skill.mastery).where(skill.user_id.in_(ids))
+    ):
+        found[user_id].skills[skill_id] = mastery
+    module = UpmModuleRow.__table__.c  # type: ignore[attr-defined]
+    mission = UpmMissionRow.__table__.c  # type: ignore[attr-defined]
+    counts = sa.union_all(
+        sa.select(
+            module.user_id,
+            sa.literal("module").label("kind"),
+            sa.func.count().label("n"),
+            sa.func.sum(sa.case((module.completions > 0, 1), else_=0)).label("k"),
+        )
+        .where(module.user_id.in_(ids))
+        .group_by(module.user_id),
+        sa.select(
+            mission.user_id,
+            sa.literal("mission"),
+            sa.func.count(),
+            sa.func.sum(sa.case((mission.last_success.is_(False), 1), else_=0)),
+        )
+        .where(mission.user_id.in_(ids))
+        .group_by(mission.user_id),
+    )
+    for user_id, kind, n, k in await session.execute(counts):
+        if kind == "module":
+            found[user_id].modules, found[user_id].completed_modules = int(n), int(k or 0)
+        else:
+            found[user_id].active_missions = int(k or 0)
+    return found

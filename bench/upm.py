@@ -1,0 +1,347 @@
+"""User Performance Monitor benchmarks (issue 4): single logs, the dashboard page, history.
+
+    python -m bench.upm                 # all three
+    python -m bench.upm log|dashboard|history [--seconds 10]
+
+Each starts real servers (uvicorn, one worker, loopback) on a fresh migrated SQLite
+database and drives them with wrk (``apt-get install wrk``), which leaves the
+server the whole of one core; it samples the server's RSS while it runs.
+
+- log: ``logScenario`` at 32 connections from 32 engine principals (limits raised
+  by an admin first), every answer sent after its write committed, beside a raw
+  Starlette JSON endpoint (bench/raw_app.py) in the same run. Target >= 0.08.
+- dashboard: ``users(first: 100) { performance { scenario quiz learning missions
+  skill } }`` beside a hand-written endpoint running the same SQL and returning the
+  same JSON (checked equal). Target >= 0.25.
+- history: ``performanceSummary`` of a user with 10 logs and of one with 100,000
+  (seeded through the same write path, in batches). Target: at most 1.2x.
+
+Run on demand; not part of the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+
+from app.auth import Principal, Role, issue_token
+from app.services.upm import recording
+from app.services.upm_ruleset import DEFAULT_UPM_RULESET
+from app.settings import Settings
+from persistence.db import _sqlite_pragmas
+from persistence.migrate import migrate_sync
+from persistence.writer import sqlite_write_engine
+
+SECRET = "bench-secret-0123456789-0123456789-abcdef"
+ROOT = Path(__file__).resolve().parent.parent
+VERSION = {"moduleVersion": "m1", "scenarioVersion": "s1", "promptVersion": None}
+
+
+def scope_of(user: int) -> dict[str, str]:
+    team = user % 50
+    return {
+        "regionId": f"r{team % 2}",
+        "countryId": f"c{team % 4}",
+        "branchId": f"b{team % 10}",
+        "teamId": f"t{team}",
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class RssSampler(threading.Thread):
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.process = psutil.Process(pid)
+        self.peak = 0
+        self.running = True
+
+    def run(self) -> None:
+        while self.running:
+            try:
+                self.peak = max(self.peak, self.process.memory_info().rss)
+            except psutil.Error:
+                return
+            time.sleep(0.05)
+
+
+@contextmanager
+def serve(target: str, database_url: str, factory: bool = True) -> Iterator[tuple[str, RssSampler]]:
+    port = free_port()
+    env = os.environ | {
+        "TRAINER_DATABASE_URL": database_url,
+        "TRAINER_JWT_SECRET": SECRET,
+        "TRAINER_LOG_LEVEL": "WARNING",
+    }
+    env.pop("DATABASE_URL", None)
+    args = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        target,
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        "--no-access-log",
+    ]
+    process = subprocess.Popen([*args, *(["--factory"] if factory else [])], env=env, cwd=ROOT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(150):
+            try:
+                httpx.get(base + "/", timeout=0.5)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        sampler = RssSampler(process.pid)
+        sampler.start()
+        yield base, sampler
+        sampler.running = False
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def wrk(url: str, lua: str, seconds: int, connections: int = 32) -> float:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(lua)
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", script.name, url],
+        capture_output=True,
+        text=True,
+    ).stdout
+    os.unlink(script.name)
+    if "Non-2xx" in out or "Requests/sec" not in out:
+        raise SystemExit(f"wrk saw errors:\n{out}")
+    match = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    assert match, out
+    return float(match.group(1))
+
+
+def lua_post(body_expr: str, tokens: list[str], prelude: str = "") -> str:
+    token_list = ",".join(f'"{t}"' for t in tokens)
+    return f"""
+counter = 0
+tokens = {{{token_list}}}
+{prelude}
+request = function()
+  counter = counter + 1
+  local headers = {{}}
+  headers["Content-Type"] = "application/json"
+  headers["Authorization"] = "Bearer " .. tokens[(counter % #tokens) + 1]
+  return wrk.format("POST", nil, headers, {body_expr})
+end
+response = function(status, headers, body)
+  if status ~= 200 or string.find(body, '"errors"') then
+    print(body)
+    os.exit(1)
+  end
+end
+"""
+
+
+def fresh_database(tmp: Path, name: str) -> str:
+    url = f"sqlite+aiosqlite:///{tmp / name}.db"
+    migrate_sync(Settings(database_url=url))
+    return url
+
+
+def seed(url: str, logs: list[tuple[str, dict[str, Any]]]) -> None:
+    """Logs through the same write path as the API (plan, then apply_many), in batches."""
+    settings = Settings(database_url=url, jwt_secret=SECRET)
+    principal = Principal(sub="bench-seeder", role=Role.ADMIN)
+    engine = sqlite_write_engine(url, _sqlite_pragmas)
+    try:
+        for start in range(0, len(logs), 1000):
+            jobs = [
+                recording.Job(
+                    recording.plan(kind, payload, principal, settings, DEFAULT_UPM_RULESET),
+                    principal,
+                    DEFAULT_UPM_RULESET,
+                    "bench-seed",
+                    settings,
+                )
+                for kind, payload in logs[start : start + 1000]
+            ]
+            with engine.connect() as conn, conn.begin():
+                recording.apply_many(conn, jobs)
+    finally:
+        engine.dispose()
+
+
+def scenario(user: int, i: int) -> dict[str, Any]:
+    return {
+        "userId": f"u_{user:05d}",
+        "scenarioId": f"sc_{i % 7}",
+        "turns": 5 + i % 9,
+        "upsellSuccess": i % 3 == 0,
+        "objections": i % 4,
+        "behaviorScore": (i % 10) / 10,
+        "version": VERSION,
+        "scope": scope_of(user),
+    }
+
+
+def quiz(user: int, i: int) -> dict[str, Any]:
+    return {
+        "userId": f"u_{user:05d}",
+        "quizId": f"q_{i % 9}",
+        "correct": i % 11,
+        "total": 10,
+        "topic": f"topic_{i % 5}",
+        "difficulty": i % 3,
+        "version": VERSION,
+        "scope": scope_of(user),
+    }
+
+
+def bench_log(tmp: Path, seconds: int) -> dict[str, Any]:
+    url = fresh_database(tmp, "log")
+    settings = Settings(jwt_secret=SECRET)
+    admin = issue_token(settings, sub="bench-admin", role=Role.ADMIN)
+    engines = [issue_token(settings, sub=f"scenario-engine-{n}", role=Role.ENGINE) for n in range(32)]
+    mutation = "mutation($input: ScenarioLogInput!) { logScenario(input: $input) { recordId } }"
+    template = json.dumps({"query": mutation, "variables": {"input": scenario(0, 0)}})
+    template = template.replace('"u_00000"', '"u_%05d"').replace('"t0"', '"t%d"')
+    body = f"string.format([==[{template}]==], counter % 1000, (counter % 1000) % 50)"
+    with serve("app.main:create_app", url) as (base, sampler):
+        httpx.post(
+            base + "/graphql",
+            headers={"Authorization": f"Bearer {admin}"},
+            json={
+                "query": "mutation { updateLimits(input: "
+                "{aiCallsPerMinute: 100000, maxConcurrentSessions: 1000}) { aiCallsPerMinute } }"
+            },
+        ).raise_for_status()
+        wrk(base + "/graphql", lua_post(body, engines), 3)  # warm-up: registers the 1,000 users
+        graphql = wrk(base + "/graphql", lua_post(body, engines), seconds)
+        peak = sampler.peak
+    with serve("bench.raw_app:app", url, factory=False) as (base, raw_sampler):
+        raw = wrk(base + "/raw", lua_post(body, engines), seconds)
+    return {
+        "logScenario ops/s": graphql,
+        "raw Starlette req/s": raw,
+        "ratio": graphql / raw,
+        "target": 0.08,
+        "server peak RSS MiB": peak / 2**20,
+        "raw peak RSS MiB": raw_sampler.peak / 2**20,
+    }
+
+
+DASHBOARD = """{ users(first: 100) { nodes { userId performance {
+  scenario { totalSessions avgTurns upsellSuccessRate avgObjections behaviorScore }
+  quiz { totalQuizzes avgAccuracy strengths weaknesses }
+  learning { completedModules repeatCount engagementScore }
+  missions { completed failed active }
+  skill { upsell objectionHandling productKnowledge } } } } }"""
+
+
+def bench_dashboard(tmp: Path, seconds: int) -> dict[str, Any]:
+    url = fresh_database(tmp, "dashboard")
+    seed(
+        url,
+        [
+            (kind, make(user, i))
+            for user in range(100)
+            for i in range(20)
+            for kind, make in (("scenario", scenario), ("quiz", quiz))
+        ],
+    )
+    admin = issue_token(Settings(jwt_secret=SECRET), sub="bench-admin", role=Role.ADMIN)
+    body = json.dumps({"query": DASHBOARD})
+    with serve("app.main:create_app", url) as (base, sampler):
+        through_graphql = httpx.post(
+            base + "/graphql", json={"query": DASHBOARD}, headers={"Authorization": f"Bearer {admin}"}
+        ).json()
+        graphql = wrk(base + "/graphql", lua_post(f"[==[{body}]==]", [admin]), seconds)
+        peak = sampler.peak
+    with serve("bench.raw_app:app", url, factory=False) as (base, raw_sampler):
+        by_hand = httpx.get(base + "/dashboard").json()
+        assert by_hand == through_graphql, "the baseline must return the same JSON"
+        lua = 'wrk.method = "GET"\nresponse = function(status) if status ~= 200 then os.exit(1) end end\n'
+        raw = wrk(base + "/dashboard", lua, seconds)
+    return {
+        "users(first: 100) req/s": graphql,
+        "hand-written req/s": raw,
+        "ratio": graphql / raw,
+        "target": 0.25,
+        "server peak RSS MiB": peak / 2**20,
+        "baseline peak RSS MiB": raw_sampler.peak / 2**20,
+    }
+
+
+def bench_history(tmp: Path, seconds: int, long_history: int) -> dict[str, Any]:
+    url = fresh_database(tmp, "history")
+    logs = [("quiz", quiz(1, i)) for i in range(10)]
+    logs += [
+        ("scenario" if i % 2 else "quiz", (scenario if i % 2 else quiz)(2, i)) for i in range(long_history)
+    ]
+    seed(url, logs)
+    admin = issue_token(Settings(jwt_secret=SECRET), sub="bench-admin", role=Role.ADMIN)
+    query = (
+        "query($u: String!) { performanceSummary(userId: $u) { scenario { totalSessions behaviorScore } "
+        "quiz { totalQuizzes avgAccuracy strengths weaknesses } skill { upsell productKnowledge } } }"
+    )
+    rates = {}
+    with serve("app.main:create_app", url) as (base, sampler):
+        for name, user in (("10 logs", "u_00001"), (f"{long_history:,} logs", "u_00002")):
+            body = json.dumps({"query": query, "variables": {"u": user}})
+            rates[name] = wrk(base + "/graphql", lua_post(f"[==[{body}]==]", [admin]), seconds)
+        peak = sampler.peak
+    short, long = rates.values()
+    return {
+        **{f"{k} req/s": v for k, v in rates.items()},
+        "slowdown": short / long,
+        "target": "<= 1.2",
+        "server peak RSS MiB": peak / 2**20,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("which", nargs="?", default="all", choices=["all", "log", "dashboard", "history"])
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--history", type=int, default=100_000)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("these benchmarks drive the server with wrk: apt-get install wrk")
+    with tempfile.TemporaryDirectory(prefix="bench-upm-") as tmp:
+        runs = {
+            "log": lambda: bench_log(Path(tmp), args.seconds),
+            "dashboard": lambda: bench_dashboard(Path(tmp), args.seconds),
+            "history": lambda: bench_history(Path(tmp), args.seconds, args.history),
+        }
+        for name, run in runs.items():
+            if args.which in ("all", name):
+                result = run()
+                print(f"== {name}")
+                for key, value in result.items():
+                    print(f"  {key:28} {value:,.3f}" if isinstance(value, float) else f"  {key:28} {value}")
+
+
+if __name__ == "__main__":
+    main()

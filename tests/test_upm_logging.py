@@ -1,0 +1,209 @@
+"""UPM logging (upm §2.1-5.1): the spec's payloads, value checks, idempotency, one source of truth."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from tests.conftest import error_codes
+from tests.upm_fixture import (
+    LEARNING,
+    LOG_LEARNING,
+    LOG_MISSION,
+    LOG_QUIZ,
+    LOG_SCENARIO,
+    MISSION,
+    QUIZ,
+    SCENARIO,
+    SUMMARY,
+    with_context,
+)
+
+SESSIONS = """query($u: String) { sessions(userId: $u, first: 50) {
+  nodes { sessionId engine summary { turnCount correctAnswers upsellAttempts upsellSuccess } } } }"""
+EVENTS = (
+    "query($u: String) { events(userId: $u, first: 50) { nodes { eventType context { moduleId action } } } }"
+)
+USER = "query($id: ID!) { user(id: $id) { userId scope { branchId } } }"
+
+
+@pytest.fixture
+def engine(token):
+    return token("engine", sub="upm-engine")
+
+
+@pytest.mark.parametrize(
+    ("mutation", "payload", "field"),
+    [
+        (LOG_SCENARIO, SCENARIO, "logScenario"),
+        (LOG_QUIZ, QUIZ, "logQuiz"),
+        (LOG_LEARNING, LEARNING, "logLearning"),
+        (LOG_MISSION, MISSION, "logMission"),
+    ],
+)
+async def test_the_specs_seed_payloads_are_accepted(gql, engine, mutation, payload, field):
+    # when
+    body = await gql(mutation, {"input": with_context(payload)}, as_=engine)
+    # then
+    assert "errors" not in body, body
+    assert body["data"][field]["userId"] == "u_01"
+    assert body["data"][field]["duplicate"] is False
+
+
+async def test_an_accepted_log_lands_in_the_data_layer_and_registers_the_user(gql, engine, admin):
+    # when
+    await gql(LOG_SCENARIO, {"input": with_context(SCENARIO)}, as_=engine)
+    await gql(LOG_QUIZ, {"input": with_context(QUIZ)}, as_=engine)
+    await gql(LOG_LEARNING, {"input": with_context(LEARNING)}, as_=engine)
+    await gql(LOG_MISSION, {"input": with_context(MISSION)}, as_=engine)
+    # then
+    sessions = (await gql(SESSIONS, {"u": "u_01"}, as_=admin))["data"]["sessions"]["nodes"]
+    events = (await gql(EVENTS, {"u": "u_01"}, as_=admin))["data"]["events"]["nodes"]
+    user = (await gql(USER, {"id": "u_01"}, as_=admin))["data"]["user"]
+    assert sorted(s["engine"] for s in sessions) == ["learning", "quiz", "saleslab"]
+    saleslab = next(s for s in sessions if s["engine"] == "saleslab")
+    assert saleslab["summary"] == {
+        "turnCount": 13,
+        "correctAnswers": None,
+        "upsellAttempts": 1,
+        "upsellSuccess": True,
+    }
+    quiz = next(s for s in sessions if s["engine"] == "quiz")
+    assert quiz["summary"]["turnCount"] == 10 and quiz["summary"]["correctAnswers"] == 7
+    assert sorted(e["eventType"] for e in events) == ["mission_complete", "module_complete", "module_start"]
+    assert user == {"userId": "u_01", "scope": {"branchId": "b_seoul"}}
+
+
+AUDIT = "{ auditLog(first: 50) { nodes { action target actorRole before after } } auditVerify { ok } }"
+
+
+async def test_registration_through_a_log_and_a_move_are_audited(gql, engine, admin):
+    # when: u_01 first logs in Seoul, then in Busan
+    from tests.upm_fixture import BUSAN
+
+    await gql(LOG_QUIZ, {"input": with_context(QUIZ)}, as_=engine)
+    await gql(LOG_QUIZ, {"input": with_context(QUIZ)}, as_=engine)  # same scope: no change
+    await gql(LOG_QUIZ, {"input": with_context(QUIZ, scope=BUSAN)}, as_=engine)
+    # then
+    body = await gql(AUDIT, as_=admin)
+    entries = [e for e in body["data"]["auditLog"]["nodes"] if e["target"] == "user:u_01"]
+    assert [(e["action"], e["actorRole"]) for e in entries] == [("register_user", "engine")] * 2
+    assert {e["after"]["scope"]["branchId"] for e in entries} == {"b_seoul", "b_busan"}
+    assert body["data"]["auditVerify"]["ok"] is True
+    user = (await gql(USER, {"id": "u_01"}, as_=admin))["data"]["user"]
+    assert user["scope"]["branchId"] == "b_busan"
+
+
+NOTHING_STORED = """query($u: String) {
+  sessions(userId: $u, first: 5) { nodes { sessionId } }
+  events(userId: $u, first: 5) { nodes { eventId } } }"""
+
+
+async def assert_nothing_stored(gql, admin, user_id="u_01"):
+    body = await gql(NOTHING_STORED, {"u": user_id}, as_=admin)
+    assert body["data"]["sessions"]["nodes"] == [] and body["data"]["events"]["nodes"] == []
+    assert error_codes(await gql(USER, {"id": user_id}, as_=admin)) == ["NOT_FOUND"]
+
+
+@pytest.mark.parametrize(
+    ("mutation", "payload", "change", "field"),
+    [
+        (LOG_SCENARIO, SCENARIO, {"turns": -1}, "turns"),
+        (LOG_SCENARIO, SCENARIO, {"objections": -2}, "objections"),
+        (LOG_SCENARIO, SCENARIO, {"behaviorScore": 1.5}, "behaviorScore"),
+        (LOG_SCENARIO, SCENARIO, {"behaviorScore": -0.1}, "behaviorScore"),
+        (LOG_SCENARIO, SCENARIO, {"userId": "no spaces allowed"}, "userId"),
+        (LOG_SCENARIO, SCENARIO, {"scenarioId": None}, "scenarioId"),
+        (LOG_QUIZ, QUIZ, {"correct": 11}, "correct"),
+        (LOG_QUIZ, QUIZ, {"total": 0, "correct": 0}, "total"),
+        (LOG_QUIZ, QUIZ, {"correct": -1}, "correct"),
+        (LOG_QUIZ, QUIZ, {"topic": ""}, "topic"),
+        (LOG_LEARNING, LEARNING, {"durationMinutes": -5}, "durationMinutes"),
+        (LOG_LEARNING, LEARNING, {"completed": None}, "completed"),
+        (LOG_MISSION, MISSION, {"score": 1.01}, "score"),
+        (LOG_MISSION, MISSION, {"missionId": "x" * 200}, "missionId"),
+    ],
+)
+async def test_values_are_checked_and_nothing_is_stored(gql, engine, admin, mutation, payload, change, field):
+    # when
+    body = await gql(mutation, {"input": with_context(payload | change)}, as_=engine)
+    # then
+    assert error_codes(body) == ["E_SCHEMA_MISMATCH"]
+    assert body["errors"][0]["extensions"]["field"] == field
+    await assert_nothing_stored(gql, admin)
+
+
+@pytest.mark.parametrize(
+    ("change", "code"),
+    [
+        ({"scope": None}, "E_SCOPE_MISSING"),
+        ({"scope": {"regionId": "r_apac", "countryId": "c_kr", "branchId": "b_seoul"}}, "E_SCOPE_MISSING"),
+        ({"version": None}, "E_VERSION_MISSING"),
+        ({"version": {"moduleVersion": "m", "scenarioVersion": "s"}}, "E_VERSION_MISSING"),
+    ],
+)
+async def test_version_and_scope_are_required(gql, engine, admin, change, code):
+    payload = with_context(SCENARIO) | change
+    if payload["scope"] is None:
+        del payload["scope"]
+    if payload["version"] is None:
+        del payload["version"]
+    body = await gql(LOG_SCENARIO, {"input": payload}, as_=engine)
+    assert error_codes(body) == [code]
+    await assert_nothing_stored(gql, admin)
+
+
+async def test_an_engine_bounded_to_a_branch_logs_only_there(gql, token, admin):
+    busan_engine = token("engine", branch_id="b_busan")
+    body = await gql(LOG_SCENARIO, {"input": with_context(SCENARIO)}, as_=busan_engine)
+    assert error_codes(body) == ["E_OUT_OF_SCOPE"]
+    await assert_nothing_stored(gql, admin)
+
+
+@pytest.mark.parametrize("role", ["branch", "country", "region"])
+async def test_operators_do_not_send_logs(gql, token, role):
+    claims = {
+        "branch": {"branch_id": "b_seoul"},
+        "country": {"country_id": "c_kr"},
+        "region": {"region_id": "r_apac"},
+    }
+    body = await gql(LOG_QUIZ, {"input": with_context(QUIZ)}, as_=token(role, **claims[role]))
+    assert error_codes(body) == ["FORBIDDEN"]
+
+
+async def test_a_retry_with_the_same_log_id_returns_the_first_answer_and_counts_once(gql, engine, admin):
+    # given
+    first = await gql(LOG_QUIZ, {"input": with_context(QUIZ, logId="retry-1")}, as_=engine)
+    # when
+    again = await gql(LOG_QUIZ, {"input": with_context(QUIZ, logId="retry-1")}, as_=engine)
+    # then
+    assert again["data"]["logQuiz"]["duplicate"] is True
+    assert again["data"]["logQuiz"]["recordId"] == first["data"]["logQuiz"]["recordId"]
+    assert again["data"]["logQuiz"]["skillDeltas"] == first["data"]["logQuiz"]["skillDeltas"]
+    summary = (await gql(SUMMARY, {"userId": "u_01"}, as_=admin))["data"]["performanceSummary"]
+    assert summary["quiz"]["totalQuizzes"] == 1
+    sessions = (await gql(SESSIONS, {"u": "u_01"}, as_=admin))["data"]["sessions"]["nodes"]
+    assert len(sessions) == 1
+
+
+async def test_a_log_id_reused_for_another_payload_is_refused(gql, engine, admin):
+    await gql(LOG_QUIZ, {"input": with_context(QUIZ, logId="retry-2")}, as_=engine)
+    body = await gql(LOG_QUIZ, {"input": with_context(QUIZ | {"correct": 3}, logId="retry-2")}, as_=engine)
+    assert error_codes(body) == ["E_SCHEMA_MISMATCH"]
+    summary = (await gql(SUMMARY, {"userId": "u_01"}, as_=admin))["data"]["performanceSummary"]
+    assert summary["quiz"]["totalQuizzes"] == 1 and summary["quiz"]["avgAccuracy"] == 0.7
+
+
+async def test_concurrent_retries_of_one_log_count_once(gql, token, admin):
+    # given: 20 engine instances all retrying the same log at once
+    engines = [token("engine", sub=f"engine-{n}") for n in range(20)]
+    payload = with_context(QUIZ, logId="burst-1")
+    # when
+    bodies = await asyncio.gather(*(gql(LOG_QUIZ, {"input": payload}, as_=engine) for engine in engines))
+    # then: one accepted, the rest replay its answer
+    answers = [body["data"]["logQuiz"] for body in bodies]
+    assert len({answer["recordId"] for answer in answers}) == 1
+    assert sorted(answer["duplicate"] for answer in answers) == [False] + [True] * 19
+    summary = (await gql(SUMMARY, {"userId": "u_01"}, as_=admin))["data"]["performanceSummary"]
+    assert summary["quiz"]["totalQuizzes"] == 1
