@@ -58,10 +58,11 @@ class Database:
         self.sessionmaker = async_sessionmaker(
             self.engine, expire_on_commit=False, info={"settings": settings}
         )
-        self._write_engine = (
-            sqlite_write_engine(settings.database_url, _sqlite_pragmas) if settings.is_sqlite else self.engine
+        self.writer = (
+            GroupCommitWriter(sync_engine=sqlite_write_engine(settings.database_url, _sqlite_pragmas))
+            if settings.is_sqlite
+            else GroupCommitWriter(async_engine=self.engine)
         )
-        self.writer = GroupCommitWriter(self._write_engine)
 
     @property
     def dialect(self) -> str:
@@ -82,6 +83,4 @@ class Database:
 
     async def dispose(self) -> None:
         await self.writer.close()
-        if self._write_engine is not self.engine:
-            await self._write_engine.dispose()
         await self.engine.dispose()

@@ -7,9 +7,16 @@ committing in one transaction, each inside its own SAVEPOINT so a failing unit
 rolls back alone, commits once, and only then answers each caller. Under light
 load a batch is one unit, so latency is what it would be anyway.
 
-On SQLite the writer owns the only write connection (SQLite has one writer
-anyway) and opens its transactions with BEGIN IMMEDIATE, so they never fail
-half-way on a lock upgrade.
+Units are plain synchronous functions of a SQLAlchemy ``Connection`` (Core
+statements), so the same unit runs on both databases:
+
+- SQLite: the writer owns the only write connection (SQLite has one writer
+  anyway), a synchronous pysqlite one in a thread of its own. A whole batch
+  runs there in one hop from the event loop: statements do not each wait for a
+  busy event loop to come round, as they would through aiosqlite. Transactions
+  open with BEGIN IMMEDIATE, so they never fail half-way on a lock upgrade.
+- PostgreSQL: the batch runs on an asyncpg connection, each unit through
+  ``run_sync``.
 """
 
 from __future__ import annotations
@@ -17,23 +24,45 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
-from sqlalchemy.pool import AsyncAdaptedQueuePool
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import QueuePool
 
 T = TypeVar("T")
-Unit = Callable[[AsyncConnection], Awaitable[Any]]
+Outcome = tuple[BaseException | None, Any]
+Merge = Callable[[Connection, list[Any]], list[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Unit:
+    """One caller's work. Units that share a ``merge`` function and queue up together run
+    as one call of it (one executemany per table instead of statements per unit); if that
+    fails, each runs alone through ``alone`` in its own savepoint, so one bad unit cannot
+    spoil the others."""
+
+    alone: Callable[[Connection], Any]
+    merge: Merge | None = None
+    item: Any = None
+
 
 log = logging.getLogger("trainer_console.writer")
 
 
-def sqlite_write_engine(url: str, on_connect: Callable[[Any, Any], None]) -> AsyncEngine:
-    """One connection, driver transactions off, our own BEGIN IMMEDIATE (savepoints then work)."""
-    engine = create_async_engine(
-        url, poolclass=AsyncAdaptedQueuePool, pool_size=1, max_overflow=0, connect_args={"timeout": 30}
+def sqlite_write_engine(url: str, on_connect: Callable[[Any, Any], None]) -> Engine:
+    """One synchronous connection, driver transactions off, our own BEGIN IMMEDIATE."""
+    sync_url = make_url(url).set(drivername="sqlite+pysqlite")
+    engine = create_engine(
+        sync_url,
+        poolclass=QueuePool,
+        pool_size=1,
+        max_overflow=0,
+        connect_args={"timeout": 30, "check_same_thread": False},
     )
 
     def connect(dbapi_connection: Any, record: Any) -> None:
@@ -43,29 +72,80 @@ def sqlite_write_engine(url: str, on_connect: Callable[[Any, Any], None]) -> Asy
     def begin(conn: Any) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
-    event.listen(engine.sync_engine, "connect", connect)
-    event.listen(engine.sync_engine, "begin", begin)
+    event.listen(engine, "connect", connect)
+    event.listen(engine, "begin", begin)
     return engine
 
 
+def _run_alone(conn: Connection, units: list[Unit]) -> list[Outcome]:
+    outcomes: list[Outcome] = []
+    for unit in units:
+        try:
+            with conn.begin_nested():
+                outcomes.append((None, unit.alone(conn)))
+        except Exception as exc:  # this unit alone is rolled back
+            outcomes.append((exc, None))
+    return outcomes
+
+
+def _run_batch(conn: Connection, units: list[Unit]) -> list[Outcome]:
+    outcomes: list[Outcome] = []
+    start = 0
+    while start < len(units):
+        merge = units[start].merge
+        end = start + 1
+        while merge is not None and end < len(units) and units[end].merge is merge:
+            end += 1
+        group = units[start:end]
+        if merge is not None and len(group) > 1:
+            try:
+                with conn.begin_nested():
+                    results = merge(conn, [unit.item for unit in group])
+                outcomes.extend((None, result) for result in results)
+            except Exception:  # find the culprit: each unit on its own
+                log.debug("merged group of %d units failed; running them one by one", len(group))
+                outcomes.extend(_run_alone(conn, group))
+        else:
+            outcomes.extend(_run_alone(conn, group))
+        start = end
+    return outcomes
+
+
+def _nothing(_conn: Connection) -> None:
+    return None
+
+
 class GroupCommitWriter:
-    def __init__(self, engine: AsyncEngine, max_batch: int = 256) -> None:
-        self.engine = engine
+    def __init__(
+        self,
+        *,
+        sync_engine: Engine | None = None,
+        async_engine: AsyncEngine | None = None,
+        max_batch: int = 256,
+    ) -> None:
+        if (sync_engine is None) == (async_engine is None):
+            raise ValueError("give the writer exactly one engine")
+        self.sync_engine = sync_engine
+        self.async_engine = async_engine
         self.max_batch = max_batch
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="group-commit") if sync_engine else None
         self._pending: list[tuple[Unit, asyncio.Future[Any]]] = []
         self._wakeup: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self.batches = 0
         self.units = 0
 
-    async def run(self, unit: Callable[[AsyncConnection], Awaitable[T]]) -> T:
-        """Run ``unit`` in a shared transaction; returns once its effects are committed."""
+    async def run(self, unit: Callable[[Connection], T], merge: Merge | None = None, item: Any = None) -> T:
+        """Run ``unit`` in a shared transaction; returns once its effects are committed.
+
+        With ``merge``, queued units of the same kind run together as ``merge(conn, items)``,
+        which must return one result per item, in order, as ``unit`` would have."""
         loop = asyncio.get_running_loop()
         if self._task is None or self._task.done() or self._task.get_loop() is not loop:
             self._wakeup = asyncio.Event()
             self._task = loop.create_task(self._serve(), name="group-commit-writer")
         future: asyncio.Future[T] = loop.create_future()
-        self._pending.append((unit, future))
+        self._pending.append((Unit(unit, merge, item), future))
         assert self._wakeup is not None
         self._wakeup.set()
         return await future
@@ -80,16 +160,24 @@ class GroupCommitWriter:
                 del self._pending[: self.max_batch]
                 await self._commit(batch)
 
+    def _commit_sync(self, units: list[Unit]) -> list[Outcome]:
+        assert self.sync_engine is not None
+        with self.sync_engine.connect() as conn, conn.begin():
+            return _run_batch(conn, units)
+
+    async def _commit_async(self, units: list[Unit]) -> list[Outcome]:
+        assert self.async_engine is not None
+        async with self.async_engine.connect() as conn, conn.begin():
+            return await conn.run_sync(_run_batch, units)
+
     async def _commit(self, batch: list[tuple[Unit, asyncio.Future[Any]]]) -> None:
-        outcomes: list[tuple[asyncio.Future[Any], BaseException | None, Any]] = []
+        units = [unit for unit, _future in batch]
         try:
-            async with self.engine.connect() as conn, conn.begin():
-                for unit, future in batch:
-                    try:
-                        async with conn.begin_nested():
-                            outcomes.append((future, None, await unit(conn)))
-                    except Exception as exc:  # this unit alone is rolled back
-                        outcomes.append((future, exc, None))
+            if self._thread is not None:
+                loop = asyncio.get_running_loop()
+                outcomes = await loop.run_in_executor(self._thread, self._commit_sync, units)
+            else:
+                outcomes = await self._commit_async(units)
         except Exception as exc:  # the COMMIT failed: nothing of the batch is durable
             log.exception("group commit of %d units failed", len(batch))
             for _unit, future in batch:
@@ -98,7 +186,7 @@ class GroupCommitWriter:
             return
         self.batches += 1
         self.units += len(batch)
-        for future, error, value in outcomes:
+        for (_unit, future), (error, value) in zip(batch, outcomes, strict=True):
             if future.done():  # the caller went away; its write is committed all the same
                 continue
             if error is not None:
@@ -111,12 +199,13 @@ class GroupCommitWriter:
         task = self._task
         if task is not None and not task.done() and task.get_loop() is asyncio.get_running_loop():
             if self._pending:
-
-                async def barrier(_conn: AsyncConnection) -> None:
-                    return None
-
-                await self.run(barrier)
+                await self.run(_nothing)
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._task = None
+        if self._thread is not None:
+            self._thread.shutdown(wait=True)
+            self._thread = None
+        if self.sync_engine is not None:
+            self.sync_engine.dispose()

@@ -24,8 +24,8 @@ async def db(database_url):
 
 
 def insert_user(db, user_id):
-    async def unit(conn):
-        await conn.execute(text(UPSERT[db.dialect]), {"id": user_id, "now": "2026-01-01 00:00:00"})
+    def unit(conn):
+        conn.execute(text(UPSERT[db.dialect]), {"id": user_id, "now": "2026-01-01 00:00:00"})
         return user_id
 
     return unit
@@ -48,9 +48,9 @@ async def test_concurrent_units_share_commits_and_all_land(db):
 
 async def test_a_failing_unit_rolls_back_alone(db):
     # given: the second unit inserts a duplicate key after a good insert of its own
-    async def bad(conn):
-        await conn.execute(text(UPSERT[db.dialect]), {"id": "u_bad_1", "now": "2026-01-01 00:00:00"})
-        await conn.execute(text(UPSERT[db.dialect]), {"id": "u_ok_1", "now": "2026-01-01 00:00:00"})
+    def bad(conn):
+        conn.execute(text(UPSERT[db.dialect]), {"id": "u_bad_1", "now": "2026-01-01 00:00:00"})
+        conn.execute(text(UPSERT[db.dialect]), {"id": "u_ok_1", "now": "2026-01-01 00:00:00"})
 
     # when
     outcomes = await asyncio.gather(
@@ -79,3 +79,50 @@ async def test_answers_come_after_the_commit(db):
         assert found == 1
     finally:
         await other.dispose()
+
+
+INSERT_MANY = {
+    "sqlite": "INSERT INTO users VALUES (:id, 'n', 'r', 'c', 'b', 't', '2026-01-01', '2026-01-01')",
+    "postgresql": "INSERT INTO users VALUES (:id, 'n', 'r', 'c', 'b', 't', now(), now())",
+}
+
+
+def merged_inserts(db, calls):
+    def merge(conn, user_ids):
+        calls.append(len(user_ids))
+        conn.execute(text(INSERT_MANY[db.dialect]), [{"id": user_id} for user_id in user_ids])
+        return [f"merged:{user_id}" for user_id in user_ids]
+
+    return merge
+
+
+async def test_units_of_one_kind_run_as_one_merged_call(db):
+    # given
+    calls: list[int] = []
+    merge = merged_inserts(db, calls)
+    # when
+    results = await asyncio.gather(
+        *(db.writer.run(insert_user(db, f"m{i}"), merge=merge, item=f"m{i}") for i in range(100))
+    )
+    # then: every caller got its own result, in order, from fewer merged calls than units
+    assert results == [f"merged:m{i}" for i in range(100)]
+    assert await count_users(db) == 100
+    assert sum(calls) == 100 and len(calls) < 100
+
+
+async def test_a_merged_group_that_fails_runs_unit_by_unit(db):
+    # given: one unit of the group collides with a stored row
+    await db.writer.run(insert_user(db, "taken"))
+    calls: list[int] = []
+    merge = merged_inserts(db, calls)
+    ids = ["a1", "a2", "taken", "a3"]
+    # when
+    outcomes = await asyncio.gather(
+        *(db.writer.run(insert_user(db, i), merge=merge, item=i) for i in ids), return_exceptions=True
+    )
+    # then: the merged call failed as a whole, so each unit ran on its own: the culprit is
+    # refused, the others stored
+    assert calls == [4]
+    assert isinstance(outcomes[2], Exception)
+    assert [outcomes[0], outcomes[1], outcomes[3]] == ["a1", "a2", "a3"]
+    assert await count_users(db) == 4
