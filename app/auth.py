@@ -66,7 +66,29 @@ def issue_token(
     return jwt.encode(claims, settings.jwt_secret, algorithm=settings.jwt_algorithm)
 
 
+_VERIFIED_MAX = 4096
+# (secret, token) -> (principal, exp): a token's signature is checked once, its expiry every time.
+_verified: dict[tuple[str, str], tuple[Principal, float]] = {}
+
+
 def principal_from_token(settings: Settings, token: str) -> Principal:
+    """Verify a bearer token (HS256). Verifying costs ~0.1 ms, a fifth of a whole small
+    request, so a verified token is remembered until it expires."""
+    key = (settings.jwt_secret, token)
+    known = _verified.get(key)
+    if known is not None:
+        if known[1] > time.time():
+            return known[0]
+        del _verified[key]
+        raise Unauthenticated("token expired: get a new one")
+    principal, expires = _verify(settings, token)
+    if len(_verified) >= _VERIFIED_MAX:
+        _verified.pop(next(iter(_verified)))
+    _verified[key] = (principal, expires)
+    return principal
+
+
+def _verify(settings: Settings, token: str) -> tuple[Principal, float]:
     try:
         claims = jwt.decode(
             token,
@@ -89,13 +111,14 @@ def principal_from_token(settings: Settings, token: str) -> Principal:
     for name, value in scope.items():
         if value is not None and not isinstance(value, str):
             raise Unauthenticated(f"invalid token: {name} must be a string")
-    return Principal(
+    principal = Principal(
         sub=str(claims["sub"]),
         role=role,
         region_id=scope["regionId"],
         country_id=scope["countryId"],
         branch_id=scope["branchId"],
     )
+    return principal, float(claims["exp"])
 
 
 def principal_from_header(settings: Settings, authorization: str | None) -> Principal:

@@ -101,3 +101,16 @@ async def test_engine_token_may_carry_a_scope_bound(gql, token):
     body = await gql(ME, as_=token("engine", sub="quiz-engine", country_id="c_kr"))
     assert body["data"]["me"]["role"] == "ENGINE"
     assert body["data"]["me"]["countryId"] == "c_kr"
+
+
+async def test_a_remembered_token_still_expires(gql, token, monkeypatch):
+    # given: a token used once (and so remembered as verified)
+    bearer = token("admin", ttl_seconds=30)
+    assert (await gql(ME, as_=bearer))["data"]["me"]["role"] == "ADMIN"
+    # when: its expiry passes
+    real_time = time.time
+    monkeypatch.setattr(time, "time", lambda: real_time() + 60)
+    body = await gql(ME, as_=bearer)
+    # then
+    assert error_codes(body) == ["UNAUTHENTICATED"]
+    assert "expired" in body["errors"][0]["message"]
