@@ -1,4 +1,4 @@
-"""`trainer-console`: serve, migrate, token, export-schema."""
+"""`trainer-console`: serve, migrate, token, snapshot, export-schema."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import argparse
 import asyncio
 import logging
 import sys
+import uuid
+from datetime import UTC, date, datetime, timedelta
 
 from app.auth import Role, issue_token
 from app.settings import Settings, get_settings
@@ -72,6 +74,45 @@ def _export_schema(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _snapshot(args: argparse.Namespace, settings: Settings) -> int:
+    """Build one UTC day's snapshots and aggregates, as buildSnapshots does (nightly job)."""
+    from app.auth import Principal
+    from app.errors import DomainError
+    from app.services.analytics import BuildResult, build_snapshots
+    from persistence.db import Database
+
+    day = args.date or (datetime.now(UTC) - timedelta(days=1)).date()
+    principal = Principal(sub=args.by, role=Role.ADMIN)
+
+    async def run() -> BuildResult:
+        db = Database(settings)
+        try:
+            async with db.session() as session, session.begin():
+                return await build_snapshots(
+                    session,
+                    principal,
+                    day,
+                    rebuild=args.rebuild,
+                    quiz_pass_threshold=settings.quiz_pass_threshold,
+                    request_id=f"cli-snapshot-{uuid.uuid4().hex[:12]}",
+                )
+        finally:
+            await db.dispose()
+
+    try:
+        result = asyncio.run(run())
+    except DomainError as exc:
+        print(f"{exc.code}: {exc.message}", file=sys.stderr)
+        return 1
+    counts = ", ".join(f"{n} {level.value}" for level, n in result.aggregates.items())
+    verb = "rebuilt" if result.rebuilt else "built"
+    print(f"{verb} {day.isoformat()}: {result.snapshots} snapshots; aggregates: {counts}")
+    if result.later_days:
+        print("cumulative xp/badges of later days start from this one; rebuild them too: ", end="")
+        print(" ".join(later.isoformat() for later in result.later_days))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="trainer-console", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -93,6 +134,12 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--branch-id")
     token.add_argument("--ttl", type=int, default=8 * 3600, help="seconds (default 8 hours)")
     token.set_defaults(run=_token)
+
+    snapshot = sub.add_parser("snapshot", help="build a UTC day's snapshots and aggregates (nightly job)")
+    snapshot.add_argument("--date", type=date.fromisoformat, help="YYYY-MM-DD (default: yesterday, UTC)")
+    snapshot.add_argument("--rebuild", action="store_true", help="replace a day already built (audited)")
+    snapshot.add_argument("--by", default="cli", help="who runs it, recorded as builtBy (default: cli)")
+    snapshot.set_defaults(run=_snapshot)
 
     export = sub.add_parser("export-schema", help="write graphql_schema/schema.graphql")
     export.add_argument("--output")

@@ -11,10 +11,12 @@ from starlette.websockets import WebSocket
 
 from app.auth import Principal
 from app.errors import Unauthenticated
+from app.pubsub import Broker
 from app.settings import Settings
 from persistence.db import Database
 
 if TYPE_CHECKING:
+    from app.services.ops.state import OpsRuntime
     from resolvers.loaders import Loaders
 
 
@@ -26,6 +28,11 @@ class Context:
     db: Database
     loaders: Loaders
     request_id: str
+    # The worker's ops settings cache, limiters and metrics (app.services.ops.state).
+    ops: OpsRuntime
+    broker: Broker
+    # graphql-transport-ws connection_init payload (may carry "Authorization")
+    connection_params: dict[str, object] | None = None
     _principal: Principal | None = None
     _auth_error: Unauthenticated | None = field(default=None)
 
@@ -34,4 +41,9 @@ class Context:
         """The authenticated caller; raises UNAUTHENTICATED when the token was missing or bad."""
         if self._principal is None:
             raise self._auth_error or Unauthenticated("missing Authorization: Bearer <token> header")
+        return self._principal
+
+    @property
+    def caller(self) -> Principal | None:
+        """The caller if authenticated, without raising (for per-operation hooks)."""
         return self._principal

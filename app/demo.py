@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from app.auth import Principal, Role
 from app.scope import Scope
 from app.services import directory
 from app.settings import Settings
@@ -13,6 +14,8 @@ DEMO_USERS = [
     ("u_03", "Aiko Sato", Scope("r_apac", "c_jp", "b_tokyo_01", "t_tokyo_01_a")),
     ("u_04", "Lena Vogel", Scope("r_emea", "c_de", "b_berlin_01", "t_berlin_01_a")),
 ]
+# The demo data is audited like any change; this is who the log says made it.
+SEEDER = Principal(sub="demo-seed", role=Role.ADMIN)
 
 
 async def seed_demo(settings: Settings) -> None:
@@ -20,6 +23,7 @@ async def seed_demo(settings: Settings) -> None:
     try:
         async with db.session() as session, session.begin():
             for user_id, name, scope in DEMO_USERS:
-                await directory.register_user(session, directory.NewUser(user_id, name, scope))
+                new = directory.NewUser(user_id, name, scope)
+                await directory.register_user(session, SEEDER, new, request_id="demo-seed")
     finally:
         await db.dispose()

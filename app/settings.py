@@ -2,14 +2,36 @@
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEV_JWT_SECRET = "dev-only-secret-do-not-use-in-production"
+DEV_AUDIT_SECRET = "dev-only-audit-secret-do-not-use-in-production"
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./data/trainer-console.db"
+# data-layer §3.1 eventType: the spec's list plus the ones the UPM and gamification documents imply.
+DEFAULT_EVENT_TYPES = (
+    "login",
+    "logout",
+    "module_start",
+    "module_complete",
+    "quiz_start",
+    "quiz_answer",
+    "quiz_complete",
+    "saleslab_start",
+    "saleslab_turn",
+    "saleslab_complete",
+    "mission_start",
+    "mission_complete",
+    "mission_fail",
+    "reward_claim",
+)
+
+# ops §1: models an operator may choose (the spec's example first).
+DEFAULT_MODELS = ("gpt-5.1", "gpt-5", "gpt-5-mini", "gpt-4.1", "gpt-4.1-mini", "gpt-4o", "gpt-4o-mini")
 
 
 class InsecureSettingsError(RuntimeError):
@@ -26,6 +48,9 @@ class Settings(BaseSettings):
     )
     jwt_secret: str = DEV_JWT_SECRET
     jwt_algorithm: Literal["HS256"] = "HS256"
+    # The HMAC key of the audit hash chain (ops §9). Keep it out of the database: whoever holds
+    # it can rewrite history undetectably. Changing it makes every existing entry fail auditVerify.
+    audit_secret: str = DEV_AUDIT_SECRET
     # Request protection, on by default.
     max_query_depth: int = Field(default=10, ge=1)
     max_aliases: int = Field(default=15, ge=1)
@@ -33,6 +58,26 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
     max_page_size: int = Field(default=100, ge=1)
     db_pool_size: int = Field(default=10, ge=1)
+    # Analytics (data-layer §4.3, §3.5): a quiz session passes when correctAnswers / turnCount
+    # reaches this share; `aggregates` reads at most this many days and rows per request.
+    quiz_pass_threshold: float = Field(default=0.7, gt=0, le=1)
+    aggregates_max_days: int = Field(default=31, ge=1)
+    aggregates_max_rows: int = Field(default=5000, ge=1)
+    # Ingestion (data-layer §3, §6): records per logEvents/logInteractions/logSessions call, and the
+    # allowed eventTypes (TRAINER_EVENT_TYPES, comma-separated or a JSON list; replaces the default).
+    max_batch_records: int = Field(default=5000, ge=1)
+    event_types: Annotated[tuple[Annotated[str, Field(pattern=r"^[a-z0-9_]{1,64}$")], ...], NoDecode] = Field(
+        default=DEFAULT_EVENT_TYPES, min_length=1
+    )
+    # System operations (ops-api-v2): how often a worker checks ops_state.version for changes
+    # made elsewhere; after how long without a heartbeat an engine is stale; the window of
+    # diagnostics; the models updateModelConfig accepts (TRAINER_OPS_ALLOWED_MODELS, comma-separated
+    # or a JSON list) and the largest maxTokens it accepts.
+    ops_refresh_seconds: float = Field(default=0.5, gt=0, le=60)
+    ops_engine_stale_seconds: float = Field(default=60.0, gt=0)
+    ops_diagnostics_window_seconds: float = Field(default=300.0, ge=10)
+    ops_allowed_models: Annotated[tuple[str, ...], NoDecode] = Field(default=DEFAULT_MODELS, min_length=1)
+    ops_max_tokens_bound: int = Field(default=32768, ge=1)
     log_level: str = "INFO"
 
     @field_validator("database_url")
@@ -48,6 +93,28 @@ class Settings(BaseSettings):
                 return async_ + url[len(plain) :]
         return url
 
+    @field_validator("event_types", mode="before")
+    @classmethod
+    def _event_type_list(cls, value: object) -> object:
+        """Operators write ``login,logout,...`` in an env file; a JSON list works too."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return tuple(part.strip() for part in text.split(",") if part.strip())
+        return value
+
+    @field_validator("ops_allowed_models", mode="before")
+    @classmethod
+    def _model_list(cls, value: object) -> object:
+        """Same forms as TRAINER_EVENT_TYPES: ``gpt-5.1,gpt-5`` or a JSON list."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return tuple(part.strip() for part in text.split(",") if part.strip())
+        return value
+
     @property
     def is_production(self) -> bool:
         return self.env == "production"
@@ -57,10 +124,16 @@ class Settings(BaseSettings):
         return self.database_url.startswith("sqlite")
 
     def check_safe(self) -> None:
-        """Refuse to serve production with the development JWT secret."""
+        """Refuse to serve production with the development JWT or audit secret."""
         if self.is_production and (self.jwt_secret == DEV_JWT_SECRET or len(self.jwt_secret) < 32):
             raise InsecureSettingsError(
                 "TRAINER_ENV=production needs TRAINER_JWT_SECRET set to a secret of 32+ characters"
+            )
+        if self.is_production and (
+            self.audit_secret in (DEV_AUDIT_SECRET, self.jwt_secret) or len(self.audit_secret) < 32
+        ):
+            raise InsecureSettingsError(
+                "TRAINER_ENV=production needs TRAINER_AUDIT_SECRET set to its own secret of 32+ characters"
             )
 
 

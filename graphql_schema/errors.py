@@ -56,9 +56,17 @@ def with_code(error: GraphQLError) -> GraphQLError:
     )
 
 
-def format_errors(errors: list[GraphQLError]) -> list[object]:
-    """The errors a client sees: every one carries ``extensions.code``."""
-    return [with_code(error).formatted for error in errors]
+def with_codes(errors: list[GraphQLError]) -> list[GraphQLError]:
+    """The errors a client sees: every one carries ``extensions.code``.
+
+    Idempotent, so a result passing through twice is unchanged."""
+    return [error if _has_code(error) else with_code(error) for error in errors]
+
+
+def _has_code(error: GraphQLError) -> bool:
+    return (
+        error.original_error is None and "code" in (error.extensions or {}) and _domain_error(error) is None
+    )
 
 
 def log_internal_errors(errors: list[GraphQLError]) -> None:

@@ -79,6 +79,13 @@ def _leaf(leaf_type: GraphQLScalarType | GraphQLEnumType) -> Completer:
     return serialize
 
 
+def _constant(value: str) -> Completer:
+    def complete(_source: Any) -> str:
+        return value
+
+    return complete
+
+
 class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
     def _plan_object(
         self, object_type: GraphQLObjectType, field_details_list: FieldDetailsList
@@ -89,7 +96,7 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
             name = details[0].node.name.value
             if name == "__typename":
                 type_name = object_type.name
-                steps.append((key, None, lambda _value, tn=type_name: tn, True))
+                steps.append((key, None, _constant(type_name), True))
                 continue
             field = object_type.fields.get(name)
             attribute = _python_name(field) if field is not None else None
@@ -132,7 +139,7 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
             def complete_list(values: Any) -> list[Any]:
                 if isinstance(values, str | bytes | dict) or not hasattr(values, "__iter__"):
                     raise _FALLBACK
-                out = []
+                out: list[Any] = []
                 for value in values:
                     if value is None:
                         if items_non_null:

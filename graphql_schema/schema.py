@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import strawberry
+from graphql import ASTValidationRule
 from graphql.error import GraphQLError
 from strawberry.extensions import (
     AddValidationRules,
@@ -21,20 +22,45 @@ from strawberry.extensions.max_aliases import create_validator as alias_rule
 from strawberry.extensions.query_depth_limiter import create_validator as depth_rule
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
-from strawberry.types import ExecutionContext
+from strawberry.types import ExecutionContext, ExecutionResult
 
+from app.limits import OperationGuard
 from app.settings import Settings
-from graphql_schema.errors import log_internal_errors
+from graphql_schema.errors import log_internal_errors, with_codes
 from graphql_schema.execution import FastExecutionContext
+from resolvers.analytics import AnalyticsMutation, AnalyticsQuery
+from resolvers.audit import AuditQuery
 from resolvers.directory import DirectoryMutation, DirectoryQuery
+from resolvers.logs import LogsMutation, LogsQuery
+from resolvers.ops import OpsMutation, OpsQuery
+from resolvers.upm import UpmMutation, UpmQuery, UpmSubscription
 
 SDL_PATH = Path(__file__).with_name("schema.graphql")
 
-Query = merge_types("Query", (DirectoryQuery,))
-Mutation = merge_types("Mutation", (DirectoryMutation,))
+Query = merge_types("Query", (DirectoryQuery, LogsQuery, AuditQuery, AnalyticsQuery, UpmQuery, OpsQuery))
+Mutation = merge_types(
+    "Mutation", (DirectoryMutation, LogsMutation, AnalyticsMutation, UpmMutation, OpsMutation)
+)
+Subscription = merge_types("Subscription", (UpmSubscription,))
 
 
 class Schema(strawberry.Schema):
+    """Every result, over HTTP or WebSocket, carries the contract's codes (graphql_schema.errors)."""
+
+    async def execute(self, *args: Any, **kwargs: Any) -> ExecutionResult:
+        result = await super().execute(*args, **kwargs)
+        if result.errors:
+            result.errors = with_codes(result.errors)
+        return result
+
+    async def stream(self, *args: Any, **kwargs: Any) -> Any:
+        result = await super().stream(*args, **kwargs)
+        if isinstance(result, ExecutionResult):
+            if result.errors:
+                result.errors = with_codes(result.errors)
+            return result
+        return _with_codes_each(result)
+
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
@@ -42,15 +68,23 @@ class Schema(strawberry.Schema):
         log_internal_errors(errors)
 
 
+async def _with_codes_each(results: AsyncGenerator[Any, None]) -> AsyncGenerator[Any, None]:
+    async for result in results:
+        if isinstance(result, ExecutionResult) and result.errors:
+            result.errors = with_codes(result.errors)
+        yield result
+
+
 def build_schema(settings: Settings) -> strawberry.Schema:
     # The limit rules are made once, so the validation cache (keyed by the rule
     # classes) hits; Strawberry's limiter extensions would make new ones per request.
-    limits = [
+    limits: list[type[ASTValidationRule]] = [
         depth_rule(settings.max_query_depth, None, None),
         alias_rule(settings.max_aliases),
     ]
     # Factories, not instances: Strawberry then makes fresh extensions per request.
     extensions: list[Callable[[], SchemaExtension]] = [
+        OperationGuard,  # first: times everything after it; enforces the ops limits (app.limits)
         partial(MaxTokensLimiter, max_token_count=settings.max_tokens),
         partial(AddValidationRules, limits),
         partial(ParserCache, maxsize=512),
@@ -61,6 +95,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
     kwargs: dict[str, Any] = {
         "query": Query,
         "mutation": Mutation,
+        "subscription": Subscription,
         "extensions": extensions,
         "config": StrawberryConfig(disable_field_suggestions=True),
         "execution_context_class": FastExecutionContext,

@@ -62,5 +62,5 @@ class DirectoryMutation:
         ctx = info.context
         new = directory.NewUser(input.user_id, input.name, input.scope.to_scope())
         async with ctx.db.session() as session, session.begin():
-            row, _before = await directory.register_user(session, new)
+            row = await directory.register_user(session, ctx.principal, new, ctx.request_id)
         return User.from_row(row)

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from strawberry.dataloader import DataLoader
 
 from app.services import directory
+from app.services.upm import profile
+from app.services.upm.profile import ProfileRows
 from persistence.db import Database
 from persistence.models import UserRow
 
@@ -22,10 +24,23 @@ class UserByIdLoader(DataLoader[str, UserRow | None]):
         super().__init__(load_fn=load)
 
 
+class ProfileRowsByUserIdLoader(DataLoader[str, ProfileRows]):
+    """A page of users' performance in four statements, whatever the page size."""
+
+    def __init__(self, db: Database) -> None:
+        async def load(keys: Sequence[str]) -> list[ProfileRows]:
+            async with db.session() as session:
+                found = await profile.rows_by_user_ids(session, keys)
+            return [found[key] for key in keys]
+
+        super().__init__(load_fn=load)
+
+
 @dataclass
 class Loaders:
     user_by_id: UserByIdLoader
+    profile_rows_by_user_id: ProfileRowsByUserIdLoader
 
     @classmethod
     def create(cls, db: Database) -> Loaders:
-        return cls(user_by_id=UserByIdLoader(db))
+        return cls(user_by_id=UserByIdLoader(db), profile_rows_by_user_id=ProfileRowsByUserIdLoader(db))

@@ -19,6 +19,7 @@ from app.settings import Settings
 from tests.dbs import PostgresDatabases, SqliteDatabases, postgres_unavailable_reason
 
 TEST_SECRET = "test-secret-0123456789-0123456789-abcdef"
+TEST_AUDIT_SECRET = "test-audit-secret-0123456789-0123456789"
 RUN_ON = "postgresql" if (os.environ.get("DATABASE_URL") or "").startswith("postgres") else "sqlite"
 REQUIRE_POSTGRES = os.environ.get("TRAINER_REQUIRE_POSTGRES") == "1"
 
@@ -64,7 +65,8 @@ def each_dbs(request: pytest.FixtureRequest) -> SqliteDatabases | PostgresDataba
 
 
 def make_settings(database_url: str, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {"env": "test", "jwt_secret": TEST_SECRET} | overrides
+    values: dict[str, Any] = {"env": "test", "jwt_secret": TEST_SECRET, "audit_secret": TEST_AUDIT_SECRET}
+    values |= overrides
     return Settings(database_url=database_url, **values)
 
 

@@ -58,13 +58,13 @@ class Query:
 
     @strawberry.field
     def big(self) -> list[Item]:
-        return [Item(id="x", count=2**40, inner=ITEMS[0].inner, inners=[], must=None)]
+        return [Item(id=strawberry.ID("x"), count=2**40, inner=ITEMS[0].inner, inners=[], must=None)]
 
 
 AT = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 ITEMS = [
     Item(
-        id=str(i),
+        id=strawberry.ID(str(i)),
         count=i,
         inner=Inner(
             score=i / 3,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from app.main import create_app
@@ -157,7 +159,7 @@ async def test_limits_keep_the_validation_cache_working(gql, admin):
     from strawberry.extensions.validation_cache import _get_validate_cache
 
     # given
-    cache = _get_validate_cache(512)
+    cache: Any = _get_validate_cache(512)
     query = "{ me { sub } users(first: 3) { nodes { userId } } }"
     await gql(query, as_=admin)
     hits = cache.cache_info().hits

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 
 import httpx
@@ -17,45 +15,13 @@ from websockets.typing import Subprotocol
 
 from app.cli import main as cli_main
 from tests.conftest import TEST_SECRET
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+from tests.live import live_server
 
 
 @pytest.fixture
 def server(database_url: str) -> Iterator[str]:
-    port = _free_port()
-    env = os.environ | {"TRAINER_DATABASE_URL": database_url, "TRAINER_JWT_SECRET": TEST_SECRET}
-    env.pop("DATABASE_URL", None)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--demo"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise AssertionError(f"server exited: {process.stdout.read() if process.stdout else ''}")
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        else:
-            raise AssertionError("server did not become ready in 30 s")
+    with live_server(database_url, "--demo") as base:
         yield base
-    finally:
-        process.terminate()
-        output, _ = process.communicate(timeout=10)
-        print(output)
 
 
 def test_token_command_prints_a_working_token(capsys, monkeypatch):

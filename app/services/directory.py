@@ -13,6 +13,7 @@ from app.auth import Principal
 from app.errors import Forbidden, NotFound
 from app.pagination import Page, decode_cursor, encode_cursor
 from app.scope import LEVELS, Scope, ScopeFilter, ensure_can_read, narrow, principal_bound
+from app.services import audit
 from app.validation import check_id, check_page_size, check_text
 from persistence.models import UserRow
 
@@ -47,7 +48,7 @@ def check_can_read(principal: Principal, row: UserRow | None) -> UserRow:
     return row
 
 
-async def _ensure_filter_in_tree(session: AsyncSession, principal: Principal, requested: ScopeFilter) -> None:
+async def ensure_filter_in_tree(session: AsyncSession, principal: Principal, requested: ScopeFilter) -> None:
     """A finer id than the principal's own (a branch for a country operator) must lie
     under the principal's node; the directory knows the tree."""
     bound = principal_bound(principal).pinned()
@@ -73,7 +74,7 @@ async def list_users(
     check_page_size(first, max_page_size)
     effective = narrow(principal, requested)
     if requested is not None:
-        await _ensure_filter_in_tree(session, principal, requested)
+        await ensure_filter_in_tree(session, principal, requested)
     query = select(UserRow).where(_where(effective))
     if after is not None:
         query = query.where(UserRow.user_id > decode_cursor(CURSOR_KIND, after))  # type: ignore[arg-type]
@@ -99,16 +100,31 @@ def validate_new_user(user: NewUser) -> NewUser:
     return user
 
 
-async def register_user(session: AsyncSession, user: NewUser) -> tuple[UserRow, UserRow | None]:
-    """Create the user, or move an existing one to the given name and scope.
+def audit_view(row: UserRow) -> dict[str, str]:
+    """What the audit log keeps of a user: the fields an admin changes."""
+    return {
+        "userId": row.user_id,
+        "name": row.name,
+        "regionId": row.region_id,
+        "countryId": row.country_id,
+        "branchId": row.branch_id,
+        "teamId": row.team_id,
+    }
 
-    Returns the stored row and, for an existing user, a copy of what it was
-    (the audit log records before and after).
+
+async def register_user(
+    session: AsyncSession, principal: Principal, user: NewUser, request_id: str
+) -> UserRow:
+    """Create the user, or move an existing one to the given name and scope (admin).
+
+    Appends the audit entry, with the user before and after, in the caller's transaction.
     """
+    if not principal.is_admin:
+        raise Forbidden(f"role {principal.role.value} may not register users")
     validate_new_user(user)
     now = datetime.now(UTC)
     row = await session.get(UserRow, user.user_id, with_for_update=True)
-    before: UserRow | None = None
+    before: dict[str, str] | None = None
     if row is None:
         row = UserRow(
             user_id=user.user_id,
@@ -122,13 +138,31 @@ async def register_user(session: AsyncSession, user: NewUser) -> tuple[UserRow, 
         )
         session.add(row)
     else:
-        before = UserRow.model_validate(row.model_dump())
+        before = audit_view(row)
         row.name = user.name
         row.region_id, row.country_id = user.scope.region_id, user.scope.country_id
         row.branch_id, row.team_id = user.scope.branch_id, user.scope.team_id
         row.updated_at = now
     await session.flush()
-    return row, before
+    await audit.record(
+        session,
+        principal,
+        action=audit.AuditAction.REGISTER_USER,
+        target=f"user:{row.user_id}",
+        before=before,
+        after=audit_view(row),
+        request_id=request_id,
+        user_id=row.user_id,
+    )
+    return row
 
 
-__all__ = ["NewUser", "check_can_read", "list_users", "register_user", "scope_of", "users_by_ids"]
+__all__ = [
+    "NewUser",
+    "audit_view",
+    "check_can_read",
+    "list_users",
+    "register_user",
+    "scope_of",
+    "users_by_ids",
+]

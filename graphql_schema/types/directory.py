@@ -6,8 +6,12 @@ import strawberry
 
 from app.auth import Principal, Role
 from app.pagination import Page
+from app.services import upm
 from app.services.directory import scope_of
+from app.services.upm import profile
+from graphql_schema.info import Info
 from graphql_schema.types.common import PageInfo, ScopeInput, ScopeType
+from graphql_schema.types.upm import Performance
 from persistence.models import UserRow
 
 RoleType = strawberry.enum(Role, name="Role")
@@ -37,6 +41,14 @@ class User:
     user_id: str
     name: str
     scope: ScopeType
+
+    @strawberry.field(description="The UPM aggregated profile (upm §1); batched across a page.")
+    async def performance(self, info: Info) -> Performance:
+        ctx = info.context
+        rows = await ctx.loaders.profile_rows_by_user_id.load(self.user_id)
+        return Performance.from_view(
+            profile.build(self.user_id, rows, upm.active_ruleset(await ctx.ops.current()))
+        )
 
     @classmethod
     def from_row(cls, row: UserRow) -> User:

@@ -1,6 +1,49 @@
 """Table models, one module per domain. Importing this registers every table."""
 
+from persistence.models.analytics import (
+    AGGREGATE_MODELS,
+    AggBranchRow,
+    AggCountryRow,
+    AggregateRow,
+    AggRegionRow,
+    AggTeamRow,
+    SnapshotBuildRow,
+    SnapshotDailyUserRow,
+)
+from persistence.models.audit import AuditEntryRow, AuditHeadRow
 from persistence.models.directory import UserRow
 from persistence.models.logs import RAW_LOG_TABLES, EventLogRow, InteractionLogRow, SessionLogRow
+from persistence.models.ops import (
+    ActiveRulesetRow,
+    EngineHeartbeatRow,
+    FeatureToggleRow,
+    OpsSettingRow,
+    OpsStateRow,
+    ReleaseRow,
+    RulesetRow,
+)
 
-__all__ = ["RAW_LOG_TABLES", "EventLogRow", "InteractionLogRow", "SessionLogRow", "UserRow"]
+__all__ = [
+    "AGGREGATE_MODELS",
+    "RAW_LOG_TABLES",
+    "ActiveRulesetRow",
+    "AggBranchRow",
+    "AggCountryRow",
+    "AggRegionRow",
+    "AggTeamRow",
+    "AggregateRow",
+    "AuditEntryRow",
+    "AuditHeadRow",
+    "EngineHeartbeatRow",
+    "EventLogRow",
+    "FeatureToggleRow",
+    "InteractionLogRow",
+    "OpsSettingRow",
+    "OpsStateRow",
+    "ReleaseRow",
+    "RulesetRow",
+    "SessionLogRow",
+    "SnapshotBuildRow",
+    "SnapshotDailyUserRow",
+    "UserRow",
+]
