@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 from sqlalchemy import select
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -58,7 +58,10 @@ def performance_json(view: profile.ProfileView) -> dict[str, Any]:
 
 
 async def raw(request: Request) -> Response:
-    await request.json()
+    try:
+        await request.json()
+    except ClientDisconnect:  # wrk hangs up mid-request when its time is up
+        return Response(status_code=499)
     return Response(orjson.dumps({"data": {"logScenario": {"recordId": "x"}}}), media_type="application/json")
 
 

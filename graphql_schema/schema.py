@@ -3,29 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Callable
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 import strawberry
-from graphql import ASTValidationRule
 from graphql.error import GraphQLError
-from strawberry.extensions import (
-    AddValidationRules,
-    DisableIntrospection,
-    MaxTokensLimiter,
-    ParserCache,
-    SchemaExtension,
-    ValidationCache,
-)
-from strawberry.extensions.max_aliases import create_validator as alias_rule
-from strawberry.extensions.query_depth_limiter import create_validator as depth_rule
+from strawberry.extensions import SchemaExtension
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext, ExecutionResult
 
 from app.limits import OperationGuard
 from app.settings import Settings
+from graphql_schema.documents import Documents
 from graphql_schema.errors import log_internal_errors, with_codes
 from graphql_schema.execution import FastExecutionContext
 from resolvers.analytics import AnalyticsMutation, AnalyticsQuery
@@ -76,22 +66,11 @@ async def _with_codes_each(results: AsyncGenerator[Any, None]) -> AsyncGenerator
 
 
 def build_schema(settings: Settings) -> strawberry.Schema:
-    # The limit rules are made once, so the validation cache (keyed by the rule
-    # classes) hits; Strawberry's limiter extensions would make new ones per request.
-    limits: list[type[ASTValidationRule]] = [
-        depth_rule(settings.max_query_depth, None, None),
-        alias_rule(settings.max_aliases),
-    ]
     # Factories, not instances: Strawberry then makes fresh extensions per request.
     extensions: list[Callable[[], SchemaExtension]] = [
         OperationGuard,  # first: times everything after it; enforces the ops limits (app.limits)
-        partial(MaxTokensLimiter, max_token_count=settings.max_tokens),
-        partial(AddValidationRules, limits),
-        partial(ParserCache, maxsize=512),
-        partial(ValidationCache, maxsize=512),
+        Documents(settings).extension,  # parse and validate once per document, limits included
     ]
-    if settings.is_production:
-        extensions.append(DisableIntrospection)
     kwargs: dict[str, Any] = {
         "query": Query,
         "mutation": Mutation,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 
+import pytest
+
 from app.services import directory
 from tests.conftest import error_codes
 
@@ -67,3 +69,33 @@ async def test_non_json_body_is_a_client_error_not_a_500(client):
         "/graphql", content=b"{not json", headers={"content-type": "application/json"}
     )
     assert response.status_code == 400
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"42",
+        b'{"query": 7}',
+        b'{"variables": {}}',
+        b'{"query": "{ me { sub } }", "variables": [1]}',
+        b'{"query": "{ me { sub } }", "operationName": 3}',
+        b'{"query": "subscription { performanceUpdated(userId: \\"u\\") { userId } }"}',
+    ],
+)
+async def test_malformed_requests_are_400_not_500(client, admin, body):
+    response = await client.post(
+        "/graphql",
+        content=body,
+        headers={"content-type": "application/json", "Authorization": f"Bearer {admin}"},
+    )
+    assert response.status_code == 400
+
+
+async def test_the_operation_name_picks_the_operation(gql, admin):
+    document = "query A { me { sub } } query B { me { role } }"
+    response = await gql.http.post(
+        "/graphql",
+        json={"query": document, "operationName": "B"},
+        headers={"Authorization": f"Bearer {admin}"},
+    )
+    assert response.json() == {"data": {"me": {"role": "ADMIN"}}}
