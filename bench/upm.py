@@ -294,21 +294,26 @@ def bench_dashboard(tmp: Path, seconds: int) -> dict[str, Any]:
 
 def bench_history(tmp: Path, seconds: int, long_history: int) -> dict[str, Any]:
     url = fresh_database(tmp, "history")
-    logs = [("quiz", quiz(1, i)) for i in range(10)]
-    logs += [
-        ("scenario" if i % 2 else "quiz", (scenario if i % 2 else quiz)(2, i)) for i in range(long_history)
-    ]
+
+    # the same mix of logs for both users, so that both profiles have the same shape
+    def mix(user: int, count: int) -> list[tuple[str, dict[str, Any]]]:
+        return [("scenario", scenario(user, i)) if i % 2 else ("quiz", quiz(user, i)) for i in range(count)]
+
+    logs = mix(1, 10) + mix(2, long_history)
     seed(url, logs)
     admin = issue_token(Settings(jwt_secret=SECRET), sub="bench-admin", role=Role.ADMIN)
     query = (
         "query($u: String!) { performanceSummary(userId: $u) { scenario { totalSessions behaviorScore } "
         "quiz { totalQuizzes avgAccuracy strengths weaknesses } skill { upsell productKnowledge } } }"
     )
-    rates = {}
+    users = {"10 logs": "u_00001", f"{long_history:,} logs": "u_00002"}
+    rates: dict[str, float] = dict.fromkeys(users, 0.0)
     with serve("app.main:create_app", url) as (base, sampler):
-        for name, user in (("10 logs", "u_00001"), (f"{long_history:,} logs", "u_00002")):
-            body = json.dumps({"query": query, "variables": {"u": user}})
-            rates[name] = wrk(base + "/graphql", lua_post(f"[==[{body}]==]", [admin]), seconds)
+        for _round in range(2):  # interleaved, best of two: the machine's noise hits both alike
+            for name, user in users.items():
+                body = json.dumps({"query": query, "variables": {"u": user}})
+                rate = wrk(base + "/graphql", lua_post(f"[==[{body}]==]", [admin]), seconds)
+                rates[name] = max(rates[name], rate)
         peak = sampler.peak
     short, long = rates.values()
     return {

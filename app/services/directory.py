@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import and_, exists, or_, select, true
+from sqlalchemy import and_, bindparam, exists, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import Principal
@@ -36,8 +36,12 @@ async def users_by_ids(session: AsyncSession, user_ids: Sequence[str]) -> dict[s
     """One statement for any number of ids: the DataLoader's batch."""
     if not user_ids:
         return {}
-    rows = (await session.scalars(select(UserRow).where(UserRow.user_id.in_(user_ids)))).all()  # type: ignore[attr-defined]
+    rows = (await session.scalars(_USERS_BY_IDS, {"ids": list(user_ids)})).all()
     return {row.user_id: row for row in rows}
+
+
+# Built once, so SQLAlchemy's memoized cache key is reused (see app.services.upm.profile).
+_USERS_BY_IDS = select(UserRow).where(UserRow.user_id.in_(bindparam("ids", expanding=True)))  # type: ignore[attr-defined]
 
 
 def check_can_read(principal: Principal, row: UserRow | None) -> UserRow:

@@ -113,50 +113,52 @@ def build(user_id: str, rows: ProfileRows, rules: UpmRuleset) -> ProfileView:
     )
 
 
+# Built once: SQLAlchemy memoizes a statement's cache key on the object, so reusing these
+# skips walking the statement tree on every execution (a third of a profile read otherwise).
+_IDS: sa.BindParameter[str] = sa.bindparam("ids", expanding=True)
+_PROFILE = UpmProfileRow.__table__  # type: ignore[attr-defined]
+_TOPIC = UpmTopicRow.__table__.c  # type: ignore[attr-defined]
+_SKILL = UpmSkillRow.__table__.c  # type: ignore[attr-defined]
+_MODULE = UpmModuleRow.__table__.c  # type: ignore[attr-defined]
+_MISSION = UpmMissionRow.__table__.c  # type: ignore[attr-defined]
+_PROFILES_BY_IDS = sa.select(_PROFILE).where(_PROFILE.c.user_id.in_(_IDS))
+_TOPICS_BY_IDS = sa.select(_TOPIC.user_id, _TOPIC.topic, _TOPIC.quizzes, _TOPIC.correct, _TOPIC.total).where(
+    _TOPIC.user_id.in_(_IDS)
+)
+_SKILLS_BY_IDS = sa.select(_SKILL.user_id, _SKILL.skill_id, _SKILL.mastery).where(_SKILL.user_id.in_(_IDS))
+_COUNTS_BY_IDS = sa.union_all(
+    sa.select(
+        _MODULE.user_id,
+        sa.literal("module").label("kind"),
+        sa.func.count().label("n"),
+        sa.func.sum(sa.case((_MODULE.completions > 0, 1), else_=0)).label("k"),
+    )
+    .where(_MODULE.user_id.in_(_IDS))
+    .group_by(_MODULE.user_id),
+    sa.select(
+        _MISSION.user_id,
+        sa.literal("mission"),
+        sa.func.count(),
+        sa.func.sum(sa.case((_MISSION.last_success.is_(False), 1), else_=0)),
+    )
+    .where(_MISSION.user_id.in_(_IDS))
+    .group_by(_MISSION.user_id),
+)
+
+
 async def rows_by_user_ids(session: AsyncSession, user_ids: Sequence[str]) -> dict[str, ProfileRows]:
     """Four statements for any number of users (profiles, topics, skills, module/mission counts)."""
     found: dict[str, ProfileRows] = {user_id: ProfileRows() for user_id in user_ids}
     if not user_ids:
         return found
-    ids = list(found)
-    for profile in (
-        await session.scalars(sa.select(UpmProfileRow).where(sa.column("user_id").in_(ids)))
-    ).all():
-        found[profile.user_id].profile = profile
-    topic = UpmTopicRow.__table__.c  # type: ignore[attr-defined]
-    topics = await session.execute(
-        sa.select(topic.user_id, topic.topic, topic.quizzes, topic.correct, topic.total).where(
-            topic.user_id.in_(ids)
-        )
-    )
-    for user_id, name, quizzes, correct, total in topics:
+    ids = {"ids": list(found)}
+    for row in await session.execute(_PROFILES_BY_IDS, ids):
+        found[row.user_id].profile = UpmProfileRow.model_construct(**row._mapping)
+    for user_id, name, quizzes, correct, total in await session.execute(_TOPICS_BY_IDS, ids):
         found[user_id].topics.append((name, quizzes, correct, total))
-    skill = UpmSkillRow.__table__.c  # type: ignore[attr-defined]
-    for user_id, skill_id, mastery in await session.execute(
-        sa.select(skill.user_id, skill.skill_id, skill.mastery).where(skill.user_id.in_(ids))
-    ):
+    for user_id, skill_id, mastery in await session.execute(_SKILLS_BY_IDS, ids):
         found[user_id].skills[skill_id] = mastery
-    module = UpmModuleRow.__table__.c  # type: ignore[attr-defined]
-    mission = UpmMissionRow.__table__.c  # type: ignore[attr-defined]
-    counts = sa.union_all(
-        sa.select(
-            module.user_id,
-            sa.literal("module").label("kind"),
-            sa.func.count().label("n"),
-            sa.func.sum(sa.case((module.completions > 0, 1), else_=0)).label("k"),
-        )
-        .where(module.user_id.in_(ids))
-        .group_by(module.user_id),
-        sa.select(
-            mission.user_id,
-            sa.literal("mission"),
-            sa.func.count(),
-            sa.func.sum(sa.case((mission.last_success.is_(False), 1), else_=0)),
-        )
-        .where(mission.user_id.in_(ids))
-        .group_by(mission.user_id),
-    )
-    for user_id, kind, n, k in await session.execute(counts):
+    for user_id, kind, n, k in await session.execute(_COUNTS_BY_IDS, ids):
         if kind == "module":
             found[user_id].modules, found[user_id].completed_modules = int(n), int(k or 0)
         else:
