@@ -69,13 +69,7 @@ class AuditEntryConnection:
             AuditEntryEdge(cursor=cursor, node=AuditEntry.from_row(row))
             for row, cursor in zip(page.items, page.cursors, strict=True)
         ]
-        return cls(
-            edges=edges,
-            page_info=PageInfo(
-                has_next_page=page.has_next_page,
-                end_cursor=page.cursors[-1] if page.cursors else None,
-            ),
-        )
+        return cls(edges=edges, page_info=PageInfo.of(page))
 
 
 @strawberry.type(description="The result of recomputing the audit hash chain.")

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import strawberry
 
+from app.pagination import Page
 from app.scope import Scope, ScopeFilter
 
 
@@ -50,3 +53,7 @@ class ScopeInput:
 class PageInfo:
     has_next_page: bool
     end_cursor: str | None
+
+    @classmethod
+    def of(cls, page: Page[Any]) -> PageInfo:
+        return cls(has_next_page=page.has_next_page, end_cursor=page.cursors[-1] if page.cursors else None)

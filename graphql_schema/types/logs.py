@@ -384,7 +384,7 @@ class EventLogConnection:
                 EventLogEdge(cursor=cursor, node=EventLog.from_row(row))
                 for row, cursor in zip(page.items, page.cursors, strict=True)
             ],
-            page_info=_page_info(page),
+            page_info=PageInfo.of(page),
         )
 
 
@@ -410,7 +410,7 @@ class InteractionLogConnection:
                 InteractionLogEdge(cursor=cursor, node=InteractionLog.from_row(row))
                 for row, cursor in zip(page.items, page.cursors, strict=True)
             ],
-            page_info=_page_info(page),
+            page_info=PageInfo.of(page),
         )
 
 
@@ -436,9 +436,9 @@ class SessionLogConnection:
                 SessionLogEdge(cursor=cursor, node=SessionLog.from_row(row))
                 for row, cursor in zip(page.items, page.cursors, strict=True)
             ],
-            page_info=_page_info(page),
+            page_info=PageInfo.of(page),
         )
 
 
 def _page_info(page: Page[Any]) -> PageInfo:
-    return PageInfo(has_next_page=page.has_next_page, end_cursor=page.cursors[-1] if page.cursors else None)
+    return PageInfo.of(page)
