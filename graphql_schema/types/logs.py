@@ -438,7 +438,3 @@ class SessionLogConnection:
             ],
             page_info=PageInfo.of(page),
         )
-
-
-def _page_info(page: Page[Any]) -> PageInfo:
-    return PageInfo.of(page)
