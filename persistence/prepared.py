@@ -1,19 +1,29 @@
-"""Core statements SQLAlchemy cannot cache, compiled once per dialect.
+"""Write statements compiled once per dialect, for the group-commit writer's hot path.
 
 ``INSERT ... ON CONFLICT DO UPDATE`` has no cache key in SQLAlchemy, so it is
-compiled again on every execution — most of the cost of a small upsert. A
-``Prepared`` statement renders it once per dialect into a ``text()`` construct
-(which is cached) with the same typed bind parameters, so values are still
-converted exactly as SQLAlchemy would.
+compiled again on every execution, and even a cached ``executemany`` spends
+most of a small row's time building its parameters (``construct_params``, one
+dict per row, then the type processors). A ``Prepared`` statement does that
+work once:
+
+- on pysqlite (the SQLite writer's synchronous connection) it keeps the
+  ``qmark`` SQL and, per parameter, the dialect's own bind processor, and hands
+  the driver's ``executemany`` one tuple per row: values are converted exactly
+  as SQLAlchemy would store them, without its per-row machinery;
+- elsewhere (asyncpg) it executes through SQLAlchemy: a plain INSERT as it is
+  (SQLAlchemy caches its compiled form), an upsert rendered once into a
+  ``text()`` with the same typed bind parameters.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import Connection, CursorResult
+from sqlalchemy import Connection
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import ClauseElement
@@ -24,16 +34,44 @@ _BASE_DIALECTS: dict[str, Callable[..., Dialect]] = {
 }
 
 
-class Prepared:
-    def __init__(self, build: Callable[[str], ClauseElement]) -> None:
-        """``build(dialect_name)`` makes the statement, with named ``bindparam``s for the values."""
-        self._build = build
-        self._texts: dict[str, sa.TextClause] = {}
+@dataclass(frozen=True, slots=True)
+class _Direct:
+    """The driver's SQL and how to turn one row mapping into its parameter tuple."""
 
-    def _text(self, conn: Connection) -> sa.TextClause:
+    sql: str
+    fetch: Callable[[Mapping[str, Any]], Any]  # the values in parameter order
+    constants: dict[str, Any]  # parameters the statement fixes itself (``min(1.0, ...)``)
+    processors: tuple[tuple[int, Callable[[Any], Any]], ...]
+
+    def row(self, values: Mapping[str, Any]) -> list[Any]:
+        out = list(self.fetch({**values, **self.constants} if self.constants else values))
+        for index, process in self.processors:
+            out[index] = process(out[index])
+        return out
+
+
+class Prepared:
+    def __init__(self, build: Callable[[str], ClauseElement], cacheable: bool = False) -> None:
+        """``build(dialect_name)`` makes the statement, with named ``bindparam``s for the values;
+        ``cacheable``: SQLAlchemy can cache it as it is (no ON CONFLICT clause)."""
+        self._build = build
+        self._cacheable = cacheable
+        self._texts: dict[str, Any] = {}  # text() or a cacheable statement, per dialect
+        self._direct: _Direct | None = None
+
+    @classmethod
+    def insert(cls, table: sa.Table) -> Prepared:
+        """A plain INSERT of every column but an autoincrementing key: rows must name them all."""
+        names = [c.name for c in table.columns if c is not table.autoincrement_column]
+        statement = table.insert().values({name: sa.bindparam(name) for name in names})
+        return cls(lambda _dialect: statement, cacheable=True)
+
+    def _text(self, conn: Connection) -> Any:
         name = conn.dialect.name
         prepared = self._texts.get(name)
-        if prepared is None:
+        if prepared is None and self._cacheable:
+            prepared = self._texts[name] = self._build(name)
+        elif prepared is None:
             # the base dialect renders :name parameters (asyncpg's would render $1)
             named = _BASE_DIALECTS[name](paramstyle="named")
             compiled = self._build(name).compile(dialect=named)
@@ -46,7 +84,30 @@ class Prepared:
             prepared = self._texts[name] = sa.text(str(compiled)).bindparams(*binds.values())
         return prepared
 
-    def __call__(
-        self, conn: Connection, params: Mapping[str, Any] | Sequence[Mapping[str, Any]]
-    ) -> CursorResult[Any]:
-        return conn.execute(self._text(conn), params)
+    def _direct_for(self, dialect: Dialect) -> _Direct:
+        if self._direct is None:
+            compiled = self._build(dialect.name).compile(dialect=dialect)
+            by_name = {rendered: bind for bind, rendered in compiled.bind_names.items()}  # type: ignore[attr-defined]
+            names = list(compiled.positiontup or ())  # type: ignore[attr-defined]
+            binds = [by_name[name] for name in names]
+            processors = [bind.type.dialect_impl(dialect).bind_processor(dialect) for bind in binds]
+            fetch = itemgetter(*names) if len(names) > 1 else lambda row: (row[names[0]],)
+            self._direct = _Direct(
+                str(compiled),
+                fetch,
+                {bind_name: bind.effective_value for bind_name, bind in by_name.items() if not bind.required},
+                tuple((index, process) for index, process in enumerate(processors) if process is not None),
+            )
+        return self._direct
+
+    def __call__(self, conn: Connection, params: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> None:
+        rows = [params] if isinstance(params, Mapping) else params
+        if conn.dialect.driver == "pysqlite":
+            direct = self._direct_for(conn.dialect)
+            cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            try:
+                cursor.executemany(direct.sql, [direct.row(row) for row in rows])
+            finally:
+                cursor.close()
+        else:
+            conn.execute(self._text(conn), rows)

@@ -294,6 +294,9 @@ UPSERT_SKILL = Prepared(_skill_statement)
 UPSERT_TOPIC = _upsert(TOPIC, ["user_id", "topic"], ["quizzes", "correct", "total"])
 UPSERT_MODULE = _upsert(MODULE, ["user_id", "module_id"], ["logs", "completions"])
 UPSERT_MISSION = _upsert(MISSION, ["user_id", "mission_id"], ["successes", "failures"], ("last_success",))
+INSERT_SESSIONS = Prepared.insert(SESSIONS)
+INSERT_EVENTS = Prepared.insert(EVENTS)
+INSERT_LOG = Prepared.insert(LOG)
 
 
 @dataclass(frozen=True, slots=True)
@@ -336,25 +339,22 @@ def apply_many(conn: Connection, jobs: list[Job]) -> list[LogAnswer]:
         answers.append(answer)
         fresh.append(job)
     _register_all(conn, fresh, now)
-    rows: dict[Any, list[dict[str, Any]]] = {}
+    rows: dict[Prepared, list[dict[str, Any]]] = {}
     for job in fresh:
         for statement, params in _writes(job.plan, job.rules, now):
             rows.setdefault(statement, []).append(params)
     for statement in (
-        SESSIONS,
-        EVENTS,
+        INSERT_SESSIONS,
+        INSERT_EVENTS,
         UPSERT_TOPIC,
         UPSERT_MODULE,
         UPSERT_MISSION,
         UPSERT_PROFILE,
         UPSERT_SKILL,
-        LOG,
+        INSERT_LOG,
     ):
         if statement in rows:
-            if isinstance(statement, Prepared):
-                statement(conn, rows[statement])
-            else:
-                conn.execute(statement.insert(), rows[statement])
+            statement(conn, rows[statement])
     return answers
 
 
@@ -373,14 +373,14 @@ def _stored_answers(conn: Connection, log_ids: list[str]) -> dict[str, tuple[str
     return {row.log_id: (row.payload_hash, row.answer) for row in found}
 
 
-def _writes(plan: Plan, rules: UpmRuleset, now: datetime) -> Iterator[tuple[Any, dict[str, Any]]]:
+def _writes(plan: Plan, rules: UpmRuleset, now: datetime) -> Iterator[tuple[Prepared, dict[str, Any]]]:
     """The rows one log adds, per statement: raw records, running sums, skills, idempotency."""
     result = plan.result
     user = {"user_id": result.user_id}
     for row in plan.sessions:
-        yield SESSIONS, row
+        yield INSERT_SESSIONS, row
     for row in plan.events:
-        yield EVENTS, row
+        yield INSERT_EVENTS, row
     add: dict[str, Any] = {}
     match result:
         case ScenarioResult():
@@ -438,7 +438,7 @@ def _writes(plan: Plan, rules: UpmRuleset, now: datetime) -> Iterator[tuple[Any,
     if plan.log_id is not None:
         answer = LogAnswer(plan.kind, result.user_id, plan.log_id, plan.record_id, plan.deltas)
         yield (
-            LOG,
+            INSERT_LOG,
             {
                 "log_id": plan.log_id,
                 "kind": plan.kind,
@@ -465,17 +465,22 @@ def move_skills(conn: Connection, user_id: str, deltas: dict[str, float], now: d
     UPSERT_SKILL(conn, [_skill_row(user_id, skill, delta, now) for skill, delta in deltas.items()])
 
 
+# built once: SQLAlchemy then reuses its compiled form (a fresh IN list is compiled every time)
+_WHERE_USERS_ARE = sa.select(
+    USERS.c.user_id, USERS.c.region_id, USERS.c.country_id, USERS.c.branch_id, USERS.c.team_id
+).where(USERS.c.user_id.in_(sa.bindparam("ids", expanding=True)))
+
+
 def _register_all(conn: Connection, jobs: list[Job], now: datetime) -> None:
     """A user seen for the first time joins the directory with the log's scope; a log with
     another scope moves the user (the logs keep the history of where they were). Both are
     audited; a log from where the user already is changes nothing."""
     if not jobs:
         return
-    columns = (USERS.c.user_id, USERS.c.region_id, USERS.c.country_id, USERS.c.branch_id, USERS.c.team_id)
     user_ids = sorted({job.plan.result.user_id for job in jobs})
     where: dict[str, tuple[str, ...] | None] = dict.fromkeys(user_ids)
-    for row in conn.execute(sa.select(*columns).where(USERS.c.user_id.in_(user_ids))):
-        where[row.user_id] = tuple(row)[1:]
+    for user_id, *located in conn.execute(_WHERE_USERS_ARE, {"ids": user_ids}):
+        where[user_id] = tuple(located)
     for job in jobs:
         user_id, scope = job.plan.result.user_id, job.plan.scope
         wanted = (scope.region_id, scope.country_id, scope.branch_id, scope.team_id)
