@@ -152,21 +152,27 @@ def root_fields(operation: OperationDefinitionNode, document: DocumentNode) -> d
     """The operation's root fields as response key -> field name, through fragments."""
     fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
     fields: dict[str, str] = {}
-
-    def collect(selection_set: SelectionSetNode, seen: frozenset[str]) -> None:
-        for selection in selection_set.selections:
-            if isinstance(selection, FieldNode):
-                if selection.name.value != "__typename":
-                    fields[(selection.alias or selection.name).value] = selection.name.value
-            elif isinstance(selection, InlineFragmentNode):
-                collect(selection.selection_set, seen)
-            elif isinstance(selection, FragmentSpreadNode):
-                name = selection.name.value
-                if name in fragments and name not in seen:
-                    collect(fragments[name].selection_set, seen | {name})
-
-    collect(operation.selection_set, frozenset())
+    _collect(operation.selection_set, fragments, fields, frozenset())
     return fields
+
+
+def _collect(
+    selection_set: SelectionSetNode,
+    fragments: dict[str, FragmentDefinitionNode],
+    fields: dict[str, str],
+    seen: frozenset[str],
+) -> None:
+    # a module function, not a closure: a recursive closure is a reference cycle per call
+    for selection in selection_set.selections:
+        if isinstance(selection, FieldNode):
+            if selection.name.value != "__typename":
+                fields[(selection.alias or selection.name).value] = selection.name.value
+        elif isinstance(selection, InlineFragmentNode):
+            _collect(selection.selection_set, fragments, fields, seen)
+        elif isinstance(selection, FragmentSpreadNode):
+            name = selection.name.value
+            if name in fragments and name not in seen:
+                _collect(fragments[name].selection_set, fragments, fields, seen | {name})
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,8 @@ skips work whose outcome is already known.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import weakref
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from graphql import (
@@ -27,6 +28,7 @@ from graphql import (
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLOutputType,
+    GraphQLResolveInfoHelpers,
     GraphQLScalarType,
 )
 from graphql.execution.collect_fields import FieldDetailsList
@@ -87,6 +89,23 @@ def _constant(value: str) -> Completer:
 
 
 class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # graphql-core stores two of the executor's own bound methods on it: a reference
+        # cycle that keeps each request's whole execution state (context, variables,
+        # results) alive until a cyclic garbage collection, the costliest part of a
+        # small request under load. A weak reference back breaks it: a request's
+        # objects are freed as soon as it is answered.
+        executor = weakref.ref(self)
+
+        def gather(values: Sequence[Awaitable[Any]]) -> Awaitable[list[Any]]:
+            return executor().gather_async_work(values)  # type: ignore[union-attr]
+
+        def track(values: Sequence[Any]) -> None:
+            executor().track_async_work(values)  # type: ignore[union-attr]
+
+        self.async_helpers = GraphQLResolveInfoHelpers(gather=gather, track=track)
+
     def _plan_object(
         self, object_type: GraphQLObjectType, field_details_list: FieldDetailsList
     ) -> Completer | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import gc
 from datetime import UTC, datetime
 
 import pytest
@@ -132,3 +133,23 @@ async def test_plain_objects_skip_graphql_core_completion(monkeypatch):
     assert plain_only.errors is None and with_resolver.errors is None
     assert calls.count("Item") == 5
     assert "Inner" not in calls
+
+
+async def test_an_execution_leaves_no_reference_cycle():
+    """graphql-core binds the executor's methods onto itself; FastExecutionContext breaks
+    that cycle, so each request's objects are freed when it ends, not by the cyclic GC."""
+    # given: the cyclic collector off, so only reference counting frees anything
+    fast = strawberry.Schema(Query, execution_context_class=FastExecutionContext)
+    gc.collect()
+    earlier = {id(o) for o in gc.get_objects() if isinstance(o, FastExecutionContext)}
+    gc.disable()
+    try:
+        # when
+        for _ in range(5):
+            result = await fast.execute(QUERIES[2])
+            assert result.errors is None
+        # then: no executor survived its request
+        alive = [o for o in gc.get_objects() if isinstance(o, FastExecutionContext) and id(o) not in earlier]
+    finally:
+        gc.enable()
+    assert alive == []
