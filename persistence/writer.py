@@ -2,19 +2,25 @@
 
 A commit costs about a millisecond through SQLAlchemy, far more than the
 statements of one small log. Callers hand a unit of work to the writer and
-wait; the writer runs every unit that queued up while the previous batch was
-committing in one transaction, each inside its own SAVEPOINT so a failing unit
-rolls back alone, commits once, and only then answers each caller. Under light
-load a batch is one unit, so latency is what it would be anyway.
+wait; the writer runs every unit that queued up since the previous batch in
+one transaction (units of one kind merged into one executemany per table; if
+that fails, each unit in its own SAVEPOINT so a failing unit rolls back
+alone), commits once, and only then answers each caller. Under light load a
+batch is one unit, so latency is what it would be anyway.
 
 Units are plain synchronous functions of a SQLAlchemy ``Connection`` (Core
 statements), so the same unit runs on both databases:
 
 - SQLite: the writer owns the only write connection (SQLite has one writer
-  anyway), a synchronous pysqlite one in a thread of its own. A whole batch
-  runs there in one hop from the event loop: statements do not each wait for a
-  busy event loop to come round, as they would through aiosqlite. Transactions
-  open with BEGIN IMMEDIATE, so they never fail half-way on a lock upgrade.
+  anyway), a synchronous pysqlite one, and runs a batch right on the event
+  loop: its statements are C calls of microseconds, and a worker thread would
+  cost more than it saves, because the two threads would pass the GIL back and
+  forth on every row. That holds only while nothing else holds the database's
+  write lock, so the loop never waits for it: BEGIN IMMEDIATE is tried without
+  a busy timeout, and a batch that finds the database locked (another process,
+  or a long transaction such as a snapshot build on the async engine) goes to
+  a thread of its own that may wait. Transactions open with BEGIN IMMEDIATE, so
+  they never fail half-way on a lock upgrade.
 - PostgreSQL: the batch runs on an asyncpg connection, each unit through
   ``run_sync``.
 """
@@ -31,6 +37,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import QueuePool
 
@@ -54,6 +61,10 @@ class Unit:
 log = logging.getLogger("trainer_console.writer")
 
 
+BUSY_TIMEOUT_MS = 10_000
+_SQLITE_BUSY = 5
+
+
 def sqlite_write_engine(url: str, on_connect: Callable[[Any, Any], None]) -> Engine:
     """One synchronous connection, driver transactions off, our own BEGIN IMMEDIATE."""
     sync_url = make_url(url).set(drivername="sqlite+pysqlite")
@@ -62,7 +73,7 @@ def sqlite_write_engine(url: str, on_connect: Callable[[Any, Any], None]) -> Eng
         poolclass=QueuePool,
         pool_size=1,
         max_overflow=0,
-        connect_args={"timeout": 30, "check_same_thread": False},
+        connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
     )
 
     def connect(dbapi_connection: Any, record: Any) -> None:
@@ -75,6 +86,18 @@ def sqlite_write_engine(url: str, on_connect: Callable[[Any, Any], None]) -> Eng
     event.listen(engine, "connect", connect)
     event.listen(engine, "begin", begin)
     return engine
+
+
+def _busy_timeout(conn: Connection, milliseconds: int) -> None:
+    """Set the connection's wait for the write lock (remembered, so a batch rarely pays for it)."""
+    if conn.info.get("busy_timeout_ms") != milliseconds:
+        # on the driver's connection: through SQLAlchemy it would open a transaction
+        conn.connection.driver_connection.execute(f"PRAGMA busy_timeout = {int(milliseconds)}")  # type: ignore[union-attr]
+        conn.info["busy_timeout_ms"] = milliseconds
+
+
+def _locked(exc: OperationalError) -> bool:
+    return getattr(exc.orig, "sqlite_errorcode", None) == _SQLITE_BUSY
 
 
 def _run_alone(conn: Connection, units: list[Unit]) -> list[Outcome]:
@@ -134,6 +157,7 @@ class GroupCommitWriter:
         self._task: asyncio.Task[None] | None = None
         self.batches = 0
         self.units = 0
+        self.waited = 0  # batches that found the database locked and waited in the thread
 
     async def run(self, unit: Callable[[Connection], T], merge: Merge | None = None, item: Any = None) -> T:
         """Run ``unit`` in a shared transaction; returns once its effects are committed.
@@ -160,10 +184,18 @@ class GroupCommitWriter:
                 del self._pending[: self.max_batch]
                 await self._commit(batch)
 
-    def _commit_sync(self, units: list[Unit]) -> list[Outcome]:
+    def _commit_sync(self, units: list[Unit], wait: bool = True) -> list[Outcome] | None:
+        """Run a batch in one transaction; None if ``wait`` is off and the database is locked."""
         assert self.sync_engine is not None
-        with self.sync_engine.connect() as conn, conn.begin():
-            return _run_batch(conn, units)
+        with self.sync_engine.connect() as conn:
+            _busy_timeout(conn, BUSY_TIMEOUT_MS if wait else 0)
+            try:
+                with conn.begin():
+                    return _run_batch(conn, units)
+            except OperationalError as exc:
+                if wait or not _locked(exc):
+                    raise
+                return None  # rolled back whole: the batch can run again elsewhere
 
     async def _commit_async(self, units: list[Unit]) -> list[Outcome]:
         assert self.async_engine is not None
@@ -174,10 +206,14 @@ class GroupCommitWriter:
         units = [unit for unit, _future in batch]
         try:
             if self._thread is not None:
-                loop = asyncio.get_running_loop()
-                outcomes = await loop.run_in_executor(self._thread, self._commit_sync, units)
+                outcomes = self._commit_sync(units, wait=False)
+                if outcomes is None:  # locked by someone else: wait for it off the event loop
+                    self.waited += 1
+                    loop = asyncio.get_running_loop()
+                    outcomes = await loop.run_in_executor(self._thread, self._commit_sync, units)
             else:
                 outcomes = await self._commit_async(units)
+            assert outcomes is not None
         except Exception as exc:  # the COMMIT failed: nothing of the batch is durable
             log.exception("group commit of %d units failed", len(batch))
             for _unit, future in batch:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
 from app.settings import Settings
 from persistence.db import Database
@@ -126,3 +128,31 @@ async def test_a_merged_group_that_fails_runs_unit_by_unit(db):
     assert isinstance(outcomes[2], Exception)
     assert [outcomes[0], outcomes[1], outcomes[3]] == ["a1", "a2", "a3"]
     assert await count_users(db) == 4
+
+
+async def test_a_locked_database_is_waited_for_off_the_event_loop(db, database_url):
+    """SQLite batches run on the event loop only while nobody else holds the write lock."""
+    if db.dialect != "sqlite":
+        pytest.skip("the SQLite writer's lock handling")
+    # given: another connection holds the database's write lock
+    other = sqlite3.connect(str(make_url(database_url).database), isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        # when: a unit arrives
+        pending = asyncio.ensure_future(db.writer.run(insert_user(db, "u_waited")))
+        # then: it waits, and the event loop keeps serving meanwhile
+        ticks = 0
+        for _ in range(10):
+            await asyncio.sleep(0.01)
+            ticks += 1
+        assert ticks == 10 and not pending.done()
+        assert db.writer.waited == 1
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    # and once the lock is gone it is written
+    assert await asyncio.wait_for(pending, 5) == "u_waited"
+    assert await count_users(db) == 1
+    # the next batch, with nobody in the way, runs on the event loop again
+    await db.writer.run(insert_user(db, "u_next"))
+    assert db.writer.waited == 1
