@@ -13,7 +13,7 @@ from typing import Any, cast
 import orjson
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
@@ -69,6 +69,8 @@ class GraphQLApp(GraphQL[Context, None]):
     async def _post_json(self, request: Request) -> Response:
         try:
             data = self.decode_json(await request.body())
+        except ClientDisconnect:  # gone before its body arrived: nobody to answer, nothing done
+            return Response(status_code=400)
         except json.JSONDecodeError:
             return PlainTextResponse("Unable to parse request body as JSON", 400)
         if isinstance(data, list):

@@ -172,3 +172,42 @@ async def test_each_document_is_validated_once(gql, admin, monkeypatch):
     # then
     assert "errors" not in first and "errors" not in second
     assert len(validations) == 1
+
+
+async def test_a_client_that_leaves_before_its_body_is_not_a_server_error(app, admin):
+    """wrk and browsers close connections mid-request; that is nobody's error to log as a 500."""
+    # given: a POST whose client disconnects half-way through its body
+    sent: list[dict] = []
+    messages = [
+        {"type": "http.request", "body": b'{"query": "{ me', "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/graphql",
+        "raw_path": b"/graphql",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"content-type", b"application/json"),
+            (b"content-length", b"64"),
+            (b"authorization", f"Bearer {admin}".encode()),
+        ],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+    }
+
+    async def receive() -> dict:
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    # when: no exception escapes the app
+    await app(scope, receive, send)
+    # then: no 500
+    assert sent and sent[0]["status"] != 500
