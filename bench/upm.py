@@ -9,7 +9,8 @@ server the whole of one core; it samples the server's RSS while it runs.
 
 - log: ``logScenario`` at 32 connections from 32 engine principals (limits raised
   by an admin first), every answer sent after its write committed, beside a raw
-  Starlette JSON endpoint (bench/raw_app.py) in the same run. Target >= 0.08.
+  Starlette JSON endpoint (bench/raw_app.py) in the same run, the two measured in
+  alternation (``--rounds``). Target >= 0.08.
 - dashboard: ``users(first: 100) { performance { scenario quiz learning missions
   skill } }`` beside a hand-written endpoint running the same SQL and returning the
   same JSON (checked equal). Target >= 0.25.
@@ -217,7 +218,7 @@ def quiz(user: int, i: int) -> dict[str, Any]:
     }
 
 
-def bench_log(tmp: Path, seconds: int) -> dict[str, Any]:
+def bench_log(tmp: Path, seconds: int, rounds: int) -> dict[str, Any]:
     url = fresh_database(tmp, "log")
     settings = Settings(jwt_secret=SECRET)
     admin = issue_token(settings, sub="bench-admin", role=Role.ADMIN)
@@ -226,7 +227,12 @@ def bench_log(tmp: Path, seconds: int) -> dict[str, Any]:
     template = json.dumps({"query": mutation, "variables": {"input": scenario(0, 0)}})
     template = template.replace('"u_00000"', '"u_%05d"').replace('"t0"', '"t%d"')
     body = f"string.format([==[{template}]==], counter % 1000, (counter % 1000) % 50)"
-    with serve("app.main:create_app", url) as (base, sampler):
+    # Both servers up at once and measured in alternation, round after round: this machine's
+    # speed drifts by tens of percent over a minute, and alternating makes both share it.
+    with (
+        serve("app.main:create_app", url) as (base, sampler),
+        serve("bench.raw_app:app", url, factory=False) as (raw_base, raw_sampler),
+    ):
         httpx.post(
             base + "/graphql",
             headers={"Authorization": f"Bearer {admin}"},
@@ -236,14 +242,19 @@ def bench_log(tmp: Path, seconds: int) -> dict[str, Any]:
             },
         ).raise_for_status()
         wrk(base + "/graphql", lua_post(body, engines), 3)  # warm-up: registers the 1,000 users
-        graphql = wrk(base + "/graphql", lua_post(body, engines), seconds)
+        wrk(raw_base + "/raw", lua_post(body, engines), 1)
+        graphql: list[float] = []
+        raw: list[float] = []
+        for _round in range(rounds):
+            graphql.append(wrk(base + "/graphql", lua_post(body, engines), seconds))
+            raw.append(wrk(raw_base + "/raw", lua_post(body, engines), seconds))
         peak = sampler.peak
-    with serve("bench.raw_app:app", url, factory=False) as (base, raw_sampler):
-        raw = wrk(base + "/raw", lua_post(body, engines), seconds)
+    ratios = sorted(ours / theirs for ours, theirs in zip(graphql, raw, strict=True))
     return {
-        "logScenario ops/s": graphql,
-        "raw Starlette req/s": raw,
-        "ratio": graphql / raw,
+        "logScenario ops/s": sum(graphql) / rounds,
+        "raw Starlette req/s": sum(raw) / rounds,
+        "ratio": sum(graphql) / sum(raw),
+        "ratio per round": " ".join(f"{r:.3f}" for r in ratios),
         "target": 0.08,
         "server peak RSS MiB": peak / 2**20,
         "raw peak RSS MiB": raw_sampler.peak / 2**20,
@@ -330,13 +341,14 @@ def main() -> None:
     )
     parser.add_argument("which", nargs="?", default="all", choices=["all", "log", "dashboard", "history"])
     parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=3, help="log: alternations of ours and raw")
     parser.add_argument("--history", type=int, default=100_000)
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("these benchmarks drive the server with wrk: apt-get install wrk")
     with tempfile.TemporaryDirectory(prefix="bench-upm-") as tmp:
         runs = {
-            "log": lambda: bench_log(Path(tmp), args.seconds),
+            "log": lambda: bench_log(Path(tmp), args.seconds, args.rounds),
             "dashboard": lambda: bench_dashboard(Path(tmp), args.seconds),
             "history": lambda: bench_history(Path(tmp), args.seconds, args.history),
         }

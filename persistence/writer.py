@@ -78,6 +78,8 @@ def sqlite_write_engine(url: str, on_connect: Callable[[Any, Any], None]) -> Eng
 
     def connect(dbapi_connection: Any, record: Any) -> None:
         on_connect(dbapi_connection, record)
+        # statement journals (a file created and deleted per batch otherwise) stay in memory
+        dbapi_connection.execute("PRAGMA temp_store = MEMORY")
         dbapi_connection.isolation_level = None
 
     def begin(conn: Any) -> None:
