@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from app.main import create_app
@@ -177,8 +179,8 @@ async def test_each_document_is_validated_once(gql, admin, monkeypatch):
 async def test_a_client_that_leaves_before_its_body_is_not_a_server_error(app, admin):
     """wrk and browsers close connections mid-request; that is nobody's error to log as a 500."""
     # given: a POST whose client disconnects half-way through its body
-    sent: list[dict] = []
-    messages = [
+    sent: list[dict[str, Any]] = []
+    messages: list[dict[str, Any]] = [
         {"type": "http.request", "body": b'{"query": "{ me', "more_body": True},
         {"type": "http.disconnect"},
     ]
@@ -201,10 +203,10 @@ async def test_a_client_that_leaves_before_its_body_is_not_a_server_error(app, a
         "server": ("127.0.0.1", 80),
     }
 
-    async def receive() -> dict:
+    async def receive() -> dict[str, Any]:
         return messages.pop(0) if messages else {"type": "http.disconnect"}
 
-    async def send(message: dict) -> None:
+    async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
     # when: no exception escapes the app
