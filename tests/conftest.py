@@ -16,6 +16,7 @@ from starlette.applications import Starlette
 from app.auth import Role, issue_token
 from app.main import create_app
 from app.settings import Settings
+from persistence.db import Database
 from tests.dbs import PostgresDatabases, SqliteDatabases, postgres_unavailable_reason
 
 TEST_SECRET = "test-secret-0123456789-0123456789-abcdef"
@@ -86,6 +87,14 @@ async def database_url(dbs: SqliteDatabases | PostgresDatabases) -> AsyncIterato
 @pytest.fixture
 def settings(database_url: str, settings_overrides: dict[str, Any]) -> Settings:
     return make_settings(database_url, **settings_overrides)
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    """The persistence layer alone (engine, sessions, group-commit writer), no app around it."""
+    database = Database(Settings(database_url=database_url))
+    yield database
+    await database.dispose()
 
 
 @pytest.fixture

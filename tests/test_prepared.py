@@ -7,7 +7,6 @@ from datetime import UTC, date, datetime
 import pytest
 from sqlalchemy import text
 
-from app.settings import Settings
 from persistence.db import Database
 from persistence.models import SessionLogRow
 from persistence.models.upm import UpmLogRow
@@ -16,13 +15,6 @@ from persistence.prepared import Prepared
 SESSIONS = SessionLogRow.__table__  # type: ignore[attr-defined]
 LOG = UpmLogRow.__table__  # type: ignore[attr-defined]
 AT = datetime(2026, 11, 21, 9, 30, 15, 123456, tzinfo=UTC)
-
-
-@pytest.fixture
-async def db(database_url):
-    database = Database(Settings(database_url=database_url))
-    yield database
-    await database.dispose()
 
 
 def session_row(session_id: str) -> dict[str, object]:

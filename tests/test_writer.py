@@ -18,13 +18,6 @@ UPSERT = {
 }
 
 
-@pytest.fixture
-async def db(database_url):
-    database = Database(Settings(database_url=database_url))
-    yield database
-    await database.dispose()
-
-
 def insert_user(db, user_id):
     def unit(conn):
         conn.execute(text(UPSERT[db.dialect]), {"id": user_id, "now": "2026-01-01 00:00:00"})
