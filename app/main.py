@@ -58,19 +58,20 @@ class GraphQLApp(GraphQL[Context, None]):
         """A POST of JSON takes a short path; everything else (GraphiQL, WebSockets, multipart)
         goes through Strawberry's view. Strawberry's generic request handling (content-type
         parsing, protocol negotiation) costs about a fifth of a small request."""
-        if (
-            isinstance(request, Request)
-            and request.method == "POST"
-            and request.headers.get("content-type", "").split(";", 1)[0].strip() == "application/json"
-        ):
-            return await self._post_json(request)
-        return await super().run(request, context, root_value)
+        try:
+            if (
+                isinstance(request, Request)
+                and request.method == "POST"
+                and request.headers.get("content-type", "").split(";", 1)[0].strip() == "application/json"
+            ):
+                return await self._post_json(request)
+            return await super().run(request, context, root_value)
+        except ClientDisconnect:  # gone before its body arrived: nobody to answer, nothing done
+            return Response(status_code=400)
 
     async def _post_json(self, request: Request) -> Response:
         try:
             data = self.decode_json(await request.body())
-        except ClientDisconnect:  # gone before its body arrived: nobody to answer, nothing done
-            return Response(status_code=400)
         except json.JSONDecodeError:
             return PlainTextResponse("Unable to parse request body as JSON", 400)
         if isinstance(data, list):
