@@ -56,7 +56,7 @@ class Prepared:
         ``cacheable``: SQLAlchemy can cache it as it is (no ON CONFLICT clause)."""
         self._build = build
         self._cacheable = cacheable
-        self._texts: dict[str, Any] = {}  # text() or a cacheable statement, per dialect
+        self._statements: dict[str, Any] = {}  # per dialect, for the SQLAlchemy path
         self._direct: _Direct | None = None
 
     @classmethod
@@ -66,23 +66,24 @@ class Prepared:
         statement = table.insert().values({name: sa.bindparam(name) for name in names})
         return cls(lambda _dialect: statement, cacheable=True)
 
-    def _text(self, conn: Connection) -> Any:
+    def _statement(self, conn: Connection) -> Any:
+        """What SQLAlchemy executes: the statement itself when it caches it, else a ``text()``."""
         name = conn.dialect.name
-        prepared = self._texts.get(name)
-        if prepared is None and self._cacheable:
-            prepared = self._texts[name] = self._build(name)
-        elif prepared is None:
-            # the base dialect renders :name parameters (asyncpg's would render $1)
-            named = _BASE_DIALECTS[name](paramstyle="named")
-            compiled = self._build(name).compile(dialect=named)
-            binds = {
-                rendered: sa.bindparam(rendered, value=bind.value, type_=bind.type)
-                if not bind.required
-                else sa.bindparam(rendered, type_=bind.type)
-                for bind, rendered in compiled.bind_names.items()  # type: ignore[attr-defined]
-            }
-            prepared = self._texts[name] = sa.text(str(compiled)).bindparams(*binds.values())
+        prepared = self._statements.get(name)
+        if prepared is None:
+            prepared = self._statements[name] = self._build(name) if self._cacheable else self._as_text(name)
         return prepared
+
+    def _as_text(self, name: str) -> sa.TextClause:
+        # the base dialect renders :name parameters (asyncpg's would render $1)
+        compiled = self._build(name).compile(dialect=_BASE_DIALECTS[name](paramstyle="named"))
+        binds = {
+            rendered: sa.bindparam(rendered, value=bind.value, type_=bind.type)
+            if not bind.required
+            else sa.bindparam(rendered, type_=bind.type)
+            for bind, rendered in compiled.bind_names.items()  # type: ignore[attr-defined]
+        }
+        return sa.text(str(compiled)).bindparams(*binds.values())
 
     def _direct_for(self, dialect: Dialect) -> _Direct:
         if self._direct is None:
@@ -110,4 +111,4 @@ class Prepared:
             finally:
                 cursor.close()
         else:
-            conn.execute(self._text(conn), rows)
+            conn.execute(self._statement(conn), rows)
