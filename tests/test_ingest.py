@@ -171,6 +171,18 @@ async def test_a_bounded_engine_may_not_write_outside_its_scope(
     assert [(e["index"], e["code"]) for e in partial["errors"]] == [(1, "E_OUT_OF_SCOPE")]
 
 
+async def test_a_scope_another_sender_wrote_is_still_checked_against_this_senders_bound(gql, token, admin):
+    # given: the scope of u_de1 passed its checks for an unbounded engine (remembered since)
+    free = await logged(gql, token("engine", sub="free-engine"), "events", [event(1, user="u_de1")])
+    assert free["statuses"] == ["ACCEPTED"]
+    # when: an engine bound to another region sends a record in that same scope
+    bounded = await logged(
+        gql, token("engine", region_id="r_apac"), "events", [event(2, user="u_de1")], partial=True
+    )
+    # then
+    assert [(e["index"], e["code"]) for e in bounded["errors"]] == [(0, "E_OUT_OF_SCOPE")]
+
+
 # --- what is stored ---------------------------------------------------------------------------
 
 

@@ -324,9 +324,34 @@ class _Tail:
         )
 
 
+class _Passed:
+    """Values that passed a check whose answer depends on nothing else, shared by every
+    validator of the process: batches and successive logs repeat a handful of scopes,
+    versions and ids thousands of times. Bounded: forgets everything when full."""
+
+    __slots__ = ("_limit", "_seen")
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._seen: set[Any] = set()
+
+    def __contains__(self, value: object) -> bool:
+        return value in self._seen
+
+    def add(self, value: object) -> None:
+        if len(self._seen) >= self._limit:
+            self._seen.clear()
+        self._seen.add(value)
+
+
+_CHECKED_IDS = _Passed(100_000)
+_CHECKED_VERSIONS = _Passed(10_000)
+_CHECKED_SCOPES = _Passed(10_000)  # (sender's bound, scope): allowed for that bound
+
+
 class RecordValidator:
-    """Validates the records of one batch (or one UPM log), remembering the scopes, versions
-    and ids already checked: a batch usually repeats a handful of them thousands of times.
+    """Validates the records of one batch (or one UPM log), skipping the checks of scopes,
+    versions and ids that passed before (``_Passed``).
 
     ``event`` / ``interaction`` / ``session`` return the row to store or raise the
     DomainError that names the record's problem.
@@ -336,20 +361,19 @@ class RecordValidator:
         self.principal = principal
         self.event_types = frozenset(event_types)
         self.stamps = {"received_at": now, "sent_by": principal.sub}
-        self._scopes: set[tuple[str, str, str, str]] = set()
-        self._versions: set[tuple[str | None, str | None, str | None]] = set()
+        # Whether a scope may be written depends on the sender's bound, which these four fix.
+        self._bound = (principal.role, principal.region_id, principal.country_id, principal.branch_id)
         self._tails: dict[
             tuple[tuple[str, str, str, str], tuple[str | None, str | None, str | None]], _Tail
         ] = {}
-        self._ids: set[str] = set()
 
     def id(self, value: object, name: str) -> str:
         """check_id, remembering good ids: users and modules repeat across a batch."""
-        if type(value) is str and value in self._ids:
+        if type(value) is str and value in _CHECKED_IDS:
             return value
         if value is None:
             raise _missing(name)
-        self._ids.add(check_id(name, cast(str, value)))
+        _CHECKED_IDS.add(check_id(name, cast(str, value)))
         return cast(str, value)
 
     def opt_id(self, value: object, name: str) -> str | None:
@@ -357,13 +381,13 @@ class RecordValidator:
 
     def scope(self, record: dict[str, Any]) -> tuple[str, str, str, str]:
         scope = record.get("scope")
-        # Fast path: exactly four keys whose values were checked earlier in this batch (a missing
-        # key reads as None, which is never cached).
+        # Fast path: exactly four keys whose values passed for this bound before (a missing key
+        # reads as None, which never passes).
         if type(scope) is dict and len(scope) == 4:
             key = (scope.get("regionId"), scope.get("countryId"), scope.get("branchId"), scope.get("teamId"))
             try:
-                if key in self._scopes:
-                    return key
+                if (self._bound, key) in _CHECKED_SCOPES:
+                    return cast(tuple[str, str, str, str], key)
             except TypeError:  # an unhashable id: the full check below names it
                 pass
         return self._new_scope(scope)
@@ -383,7 +407,7 @@ class RecordValidator:
             check_id(f"scope.{name}", cast(str, value))
         checked = cast(tuple[str, str, str, str], key)
         ensure_can_write(self.principal, Scope(*checked))
-        self._scopes.add(checked)
+        _CHECKED_SCOPES.add((self._bound, checked))
         return checked
 
     def version(self, record: dict[str, Any]) -> tuple[str | None, str | None, str | None]:
@@ -395,7 +419,7 @@ class RecordValidator:
                 version.get("promptVersion", _ABSENT),
             )
             try:
-                if key in self._versions:
+                if key in _CHECKED_VERSIONS:
                     return key
             except TypeError:
                 pass
@@ -424,7 +448,7 @@ class RecordValidator:
                     f"version.{name} must be null or a version string of 1-{VERSION_MAX} characters",
                     field=f"version.{name}",
                 )
-        self._versions.add(key)
+        _CHECKED_VERSIONS.add(key)
         return key
 
     def _head(self, record: object, allowed: frozenset[str]) -> tuple[dict[str, Any], _Tail]:
