@@ -9,6 +9,7 @@ from typing import Any
 import strawberry
 from graphql.error import GraphQLError
 from strawberry.extensions import SchemaExtension
+from strawberry.extensions.runner import SchemaExtensionsRunner
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext, ExecutionResult
@@ -18,6 +19,7 @@ from app.settings import Settings
 from graphql_schema.documents import Documents
 from graphql_schema.errors import log_internal_errors, with_codes
 from graphql_schema.execution import FastExecutionContext
+from graphql_schema.hooks import LeanExtensionsRunner
 from resolvers.analytics import AnalyticsMutation, AnalyticsQuery
 from resolvers.audit import AuditQuery
 from resolvers.directory import DirectoryMutation, DirectoryQuery
@@ -50,6 +52,11 @@ class Schema(strawberry.Schema):
                 result.errors = with_codes(result.errors)
             return result
         return _with_codes_each(result)
+
+    def create_extensions_runner(
+        self, execution_context: ExecutionContext, extensions: list[SchemaExtension]
+    ) -> SchemaExtensionsRunner:
+        return LeanExtensionsRunner(execution_context=execution_context, extensions=extensions)
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
