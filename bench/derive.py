@@ -18,7 +18,10 @@ same database in the same run:
     (the app over ASGI: the server's own code path, one request per day):
     snapshots, the four aggregates from the snapshots and the consistency check;
 (c) one more day of the same volume built alone after the month, and one at a
-    tenth of the volume: the cost follows that day's records, not the history.
+    tenth of the volume: the cost follows that day's records, not the history;
+(d) the baseline once more, but with its per-user event rows written into
+    snapshot_daily_user (rolled back) instead of fetched: the cost of storing a
+    day's snapshots before any of the build's own work, beside (b).
 
 It prints the timings, (a) / (b) (target <= 1.5) and the peak RSS of the
 process (the app runs in it) during each phase. Run on demand; it is not part of
@@ -91,6 +94,27 @@ BASELINE_SESSIONS = sa.text(
            SUM(CASE WHEN engine = 'saleslab' AND upsell_attempts > 0 THEN 1 ELSE 0 END),
            SUM(CASE WHEN engine = 'saleslab' AND upsell_success THEN 1 ELSE 0 END)
     FROM session_log WHERE day = :day GROUP BY user_id
+    """
+)
+# (d) the baseline, except that its per-user event rows are written into snapshot_daily_user
+# (same table, same indexes; rolled back) instead of fetched: what storing a day's snapshots
+# costs before any of the build's own work.
+FLOOR_EVENTS = sa.text(
+    """
+    INSERT INTO snapshot_daily_user (day, user_id, logged_in, module_started, module_completed,
+        quiz_completed, quiz_passed, saleslab_sessions, upsell_attempts, upsell_successes,
+        xp_gained, xp_total, badges_owned, latest_at, latest_module_version,
+        latest_scenario_version, latest_prompt_version, region_id, country_id, branch_id, team_id)
+    SELECT day, user_id,
+           MAX(CASE WHEN event_type = 'login' THEN 1 ELSE 0 END) = 1,
+           SUM(CASE WHEN event_type = 'module_start' THEN 1 ELSE 0 END),
+           SUM(CASE WHEN event_type = 'module_complete' THEN 1 ELSE 0 END),
+           0, 0, 0, 0, 0,
+           SUM(CASE WHEN event_type = 'reward_claim' AND action LIKE 'xp:%'
+                    THEN CAST(SUBSTR(action, 4) AS INTEGER) ELSE 0 END),
+           0, '[]', MAX(ts), NULL, NULL, NULL,
+           MAX(region_id), MAX(country_id), MAX(branch_id), MAX(team_id)
+    FROM event_log WHERE day = :day GROUP BY day, user_id
     """
 )
 
@@ -248,6 +272,19 @@ async def baseline(db: Database, days: list[date]) -> float:
     return time.perf_counter() - start
 
 
+async def write_floor(db: Database, days: list[date]) -> float:
+    """(d): the baseline with its event rows written into the snapshot table; seconds."""
+    elapsed = 0.0
+    for day in days:
+        async with db.engine.connect() as conn:
+            start = time.perf_counter()
+            await conn.execute(FLOOR_EVENTS, {"day": day})
+            (await conn.execute(BASELINE_SESSIONS, {"day": day})).all()
+            elapsed += time.perf_counter() - start
+            await conn.rollback()
+    return elapsed
+
+
 class StatementTimes:
     """Time spent in the database per kind of statement (the first words of its SQL)."""
 
@@ -330,6 +367,7 @@ async def run(kind: str, events: int, days: int, seed: int) -> dict[str, Any]:
 
         await baseline(db, month)  # warm the cache
         figures["baseline_before_s"] = await baseline(db, month)
+        figures["floor_s"] = await write_floor(db, month)
 
         app = create_app(settings)
         token = issue_token(settings, sub="bench", role=Role.ADMIN)
@@ -382,6 +420,10 @@ def report(f: dict[str, Any]) -> None:
         f"{f['snapshots']:,} snapshots"
     )
     print(f"   (a) / (b) = {f['ratio']:.2f}  (target <= 1.5)")
+    print(
+        f"   (d) (b) with its event rows written into snapshot_daily_user: {f['floor_s']:.2f} s "
+        f"= {f['floor_s'] / f['baseline_s']:.2f} x (b)"
+    )
     print(
         f"   (c) day {f['days'] + 1} alone ({f['day31_events']:,} events): {f['day31_s'] * 1000:.0f} ms "
         f"(its GROUP BY: {f['day31_baseline_s'] * 1000:.0f} ms); "
