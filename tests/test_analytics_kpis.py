@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.analytics_fixture import D1, D2, load_fixture
+from tests.analytics_fixture import D1, D2, LOG_EVENTS, event, load_fixture
 from tests.conftest import error_codes
 
 BUILD = """
@@ -300,3 +300,31 @@ async def test_aggregates_refuse_a_reversed_or_too_long_range(gql, admin):
     # then
     assert error_codes(reversed_) == ["E_SCHEMA_MISMATCH"]
     assert error_codes(too_long) == ["E_SCHEMA_MISMATCH"]
+
+
+async def test_a_team_seen_under_two_branches_counts_in_both_and_keeps_its_latest_parents(gql, admin):
+    # given: during D1 the team t_moved is logged under b_seoul at 09:00, then under b_busan at 10:00
+    moved = [
+        {**event("u_kr1", f"{D1}T09:00:00Z", "login"), "scope": _path("b_seoul")},
+        {
+            **event("u_kr3", f"{D1}T10:00:00Z", "login", version=("m2.0", "s1.0", "p1.0")),
+            "scope": _path("b_busan"),
+        },
+    ]
+    assert (await gql(LOG_EVENTS, {"records": moved}, as_=admin))["data"]["logEvents"]["accepted"] == 2
+    assert "errors" not in await gql(BUILD, {"date": D1}, as_=admin)
+    # when
+    branches = await gql(AGGREGATES, {"level": "BRANCH", "from": D1, "to": D1}, as_=admin)
+    teams = await gql(AGGREGATES, {"level": "TEAM", "from": D1, "to": D1}, as_=admin)
+    # then: each branch counts its own user; the team counts both, under its latest branch
+    assert [(r["scopeId"], r["users"]) for r in branches["data"]["aggregates"]] == [
+        ("b_busan", 1),
+        ("b_seoul", 1),
+    ]
+    (team,) = teams["data"]["aggregates"]
+    assert (team["scopeId"], team["users"], team["scope"]["branchId"]) == ("t_moved", 2, "b_busan")
+    assert team["version"] == version("m2.0", "s1.0", "p1.0")
+
+
+def _path(branch: str) -> dict[str, str]:
+    return {"regionId": "r_apac", "countryId": "c_kr", "branchId": branch, "teamId": "t_moved"}

@@ -23,13 +23,15 @@ from app.services import audit
 from app.services.analytics.rules import Counters, Level
 from app.services.analytics.statements import (
     SNAPSHOT_COLUMNS,
+    UNIT_COLUMNS,
     Dialect,
     aggregate_columns,
     aggregate_select,
     snapshot_select,
     totals_select,
+    units_select,
 )
-from app.services.analytics.tables import AGGREGATES, BUILDS, SNAPSHOTS
+from app.services.analytics.tables import AGGREGATES, BUILDS, SNAPSHOTS, UNITS
 
 log = logging.getLogger("trainer_console.analytics")
 
@@ -119,6 +121,8 @@ async def build_snapshots(
         sa.insert(SNAPSHOTS).from_select(SNAPSHOT_COLUMNS, snapshot_select(day, quiz_pass_threshold, sql))
     )
     snapshots = int(inserted.rowcount)  # type: ignore[attr-defined]
+    await session.run_sync(lambda sync: UNITS.create(sync.connection()))
+    await session.execute(sa.insert(UNITS).from_select(UNIT_COLUMNS, units_select(day, sql)))
     counts: dict[Level, int] = {}
     for level, table in AGGREGATES.items():
         result = await session.execute(
@@ -127,6 +131,7 @@ async def build_snapshots(
             )
         )
         counts[level] = int(result.rowcount)  # type: ignore[attr-defined]
+    await session.run_sync(lambda sync: UNITS.drop(sync.connection()))
     await _check_totals(session, day)
     await session.execute(
         sa.update(BUILDS)

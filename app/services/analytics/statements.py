@@ -49,6 +49,7 @@ from app.services.analytics.tables import (
     INTERACTIONS,
     SESSIONS,
     SNAPSHOTS,
+    UNITS,
     VERSION_COLUMNS,
     count_if,
 )
@@ -336,70 +337,123 @@ def aggregate_columns(level: Level) -> list[str]:
     ]
 
 
+def _rollup(
+    sql: Dialect,
+    source: sa.Table,
+    keys: dict[str, Any],
+    values: dict[str, Any],
+    latest: tuple[Any, Any],
+    carried: dict[str, Any],
+    where: Any = None,
+) -> sa.Subquery:
+    """Rows of ``source`` grouped by ``keys``: the sum of each of ``values``, and the ``carried``
+    columns of the group's latest row, the one with the greatest ``latest`` (time, then userId).
+
+    Columns: the keys, the sums, ``latest_at``, ``latest_user``, the carried columns.
+    """
+    at, user = latest
+    group = [value.label(name) for name, value in keys.items()]
+    sums = [sa.func.sum(value).label(name) for name, value in values.items()]
+    if not sql.postgres:
+        key = sa.func.max(sa.type_coerce(at, sa.String) + user)
+        selected = sa.select(
+            *group,
+            *sums,
+            sa.func.substr(key, 1, TS_TEXT_WIDTH).label("latest_at"),
+            sa.func.substr(key, TS_TEXT_WIDTH + 1).label("latest_user"),
+            *(value.label(name) for name, value in carried.items()),  # bare columns of max()
+        )
+        if where is not None:
+            selected = selected.where(where)
+        return selected.group_by(*keys.values()).subquery("rolled")
+    summed = sa.select(*group, *sums, sa.func.max(at).label("latest_at"))
+    ordered = [value.collate("C") for value in keys.values()]
+    pick = (
+        sa.select(*group, user.label("latest_user"), *(value.label(name) for name, value in carried.items()))
+        .distinct(*ordered)
+        .order_by(*ordered, at.desc(), user.collate("C").desc())
+    )
+    if where is not None:
+        summed, pick = summed.where(where), pick.where(where)
+    sums_q = summed.group_by(*keys.values()).subquery("sums")
+    pick_q = pick.subquery("pick")
+    on = sa.and_(*(sums_q.c[name] == pick_q.c[name] for name in keys))
+    return (
+        sa.select(
+            *(sums_q.c[name] for name in (*keys, *values, "latest_at")),
+            pick_q.c.latest_user,
+            *(pick_q.c[name] for name in carried),
+        )
+        .select_from(sums_q.join(pick_q, on))
+        .subquery("rolled")
+    )
+
+
+UNIT_COLUMNS = [column.name for column in UNITS.columns]
+
+
+def units_select(day: date, sql: Dialect) -> sa.Select[Any]:
+    """One pass over the day's snapshots: per scope path (region, country, branch, team), the
+    summed counters and the versions of its latest snapshot, in ``UNITS`` column order. Every
+    level sums these rows (``aggregate_select``): each snapshot is read once, not once per level.
+
+    Grouping by the whole path keeps a team that appears under two branches (the tree changed
+    during the day) in both, exactly as grouping the snapshots by branch would.
+    """
+    s = SNAPSHOTS.c
+    values: dict[str, Any] = {
+        "users": sa.literal(1),
+        "active_users": sa.case((s.logged_in, 1), else_=0),
+        **{name: s[name] for name in Counters.names() if name not in _NOT_STORED},
+        "xp_total_sum": s.xp_total,
+    }
+    rolled = _rollup(
+        sql,
+        SNAPSHOTS,
+        keys={level.column: s[level.column] for level in Level},
+        values=values,
+        latest=(s.latest_at, s.user_id),
+        carried={name: s[f"latest_{name}"] for name in VERSION_COLUMNS},
+        where=s.day == day,
+    )
+    return sa.select(*(rolled.c[name] for name in UNIT_COLUMNS))
+
+
+_NOT_STORED = ("users", "active_users", "xp_total_sum")  # counters a snapshot has no column for
+
+
 def aggregate_select(level: Level, day: date, built_at: datetime, sql: Dialect) -> sa.Select[Any]:
-    """One row per unit at ``level``, from that day's snapshots only (P-05), in ``aggregate_columns`` order.
+    """One row per unit at ``level``, summed from the build's scope paths (``units_select``, the
+    day's snapshots only: P-05), in ``aggregate_columns`` order.
 
     The unit's versions, and its parents, are those of its latest snapshot (the
     one whose latest record is the latest; ties: the greatest userId).
     """
-    s = SNAPSHOTS.c
-    unit = s[level.column]
-    summed = {
-        name: s[name] for name in Counters.names() if name not in ("users", "active_users", "xp_total_sum")
-    }
-    summed["xp_total_sum"] = s.xp_total
-    carried = {
-        **{parent.column: s[parent.column] for parent in level.parents},
-        **{name: s[f"latest_{name}"] for name in VERSION_COLUMNS},
-    }
-    if sql.postgres:
-        latest_columns: list[Any] = [sa.func.max(s.latest_at).label("latest_at")]
-    else:
-        key = sa.func.max(sa.type_coerce(s.latest_at, sa.String) + s.user_id)
-        latest_columns = [
-            sa.func.substr(key, 1, TS_TEXT_WIDTH).label("latest_at"),
-            *(value.label(name) for name, value in carried.items()),
-        ]
-    units = (
-        sa.select(
-            unit.label("unit"),
-            sa.func.count().label("users"),
-            count_if(s.logged_in).label("active_users"),
-            *(sa.func.sum(value).label(name) for name, value in summed.items()),
-            *latest_columns,
-        )
-        .where(s.day == day)
-        .group_by(unit)
-        .subquery("units")
-    )
-    b = units.c
-    source: Any = units
-    if sql.postgres:
-        ordered = unit.collate("C")
-        pick = (
-            sa.select(unit.label("unit"), *(value.label(name) for name, value in carried.items()))
-            .where(s.day == day)
-            .distinct(ordered)
-            .order_by(ordered, s.latest_at.desc(), s.user_id.collate("C").desc())
-            .subquery("pick")
-        )
-        source = units.join(pick, pick.c.unit == b.unit)
-        found = {name: pick.c[name] for name in carried}
-    else:
-        found = {name: b[name] for name in carried}
+    u = UNITS.c
+    b = _rollup(
+        sql,
+        UNITS,
+        keys={"unit": u[level.column]},
+        values={name: u[name] for name in Counters.names()},
+        latest=(u.latest_at, u.latest_user),
+        carried={
+            **{parent.column: u[parent.column] for parent in level.parents},
+            **{name: u[name] for name in VERSION_COLUMNS},
+        },
+    ).c
     return sa.select(
         sa.literal(day, sa.Date).label("day"),
         b.unit,
-        *(found[parent.column] for parent in level.parents),
+        *(b[parent.column] for parent in level.parents),
         *(b[name] for name in Counters.names()),
         ratio_sql(b.module_completed, b.module_started),
         ratio_sql(b.quiz_passed, b.quiz_completed),
         ratio_sql(b.upsell_successes, b.upsell_attempts),
         ratio_sql(b.xp_total_sum, b.users),
-        *(found[name] for name in VERSION_COLUMNS),
+        *(b[name] for name in VERSION_COLUMNS),
         b.latest_at,
         sa.literal(built_at, sa.DateTime(timezone=True)),
-    ).select_from(source)
+    )
 
 
 def totals_select(day: date) -> sa.Select[Any]:
@@ -423,7 +477,7 @@ def totals_select(day: date) -> sa.Select[Any]:
         **{
             name: s[name]
             for name in Counters.names()
-            if name not in ("users", "active_users", "xp_total_sum")
+            if name not in _NOT_STORED
         },
         "xp_total_sum": s.xp_total,
     }
