@@ -474,11 +474,7 @@ def totals_select(day: date) -> sa.Select[Any]:
     from_snapshots = {
         "users": sa.literal(1),
         "active_users": sa.case((s.logged_in, 1), else_=0),
-        **{
-            name: s[name]
-            for name in Counters.names()
-            if name not in _NOT_STORED
-        },
+        **{name: s[name] for name in Counters.names() if name not in _NOT_STORED},
         "xp_total_sum": s.xp_total,
     }
     parts = [sums("snapshots", from_snapshots, SNAPSHOTS, s.day)]
