@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import text
@@ -15,16 +15,24 @@ from persistence.prepared import Prepared
 SESSIONS = SessionLogRow.__table__  # type: ignore[attr-defined]
 LOG = UpmLogRow.__table__  # type: ignore[attr-defined]
 AT = datetime(2026, 11, 21, 9, 30, 15, 123456, tzinfo=UTC)
+# Instants whose text is easy to get wrong: no microseconds, another offset, an early year, naive.
+INSTANTS = [
+    AT,
+    datetime(2026, 11, 21, 9, 30, 15, tzinfo=UTC),
+    datetime(2026, 11, 21, 18, 30, 15, 5, tzinfo=timezone(timedelta(hours=9))),
+    datetime(999, 1, 2, 3, 4, 5, 6, tzinfo=UTC),
+    datetime(2026, 11, 21, 9, 30),
+]
 
 
-def session_row(session_id: str) -> dict[str, object]:
+def session_row(session_id: str, at: datetime = AT) -> dict[str, object]:
     return {
         "session_id": session_id,
         "user_id": "u_1",
         "engine": "quiz",
-        "start_time": AT,
-        "end_time": AT,
-        "day": date(2026, 11, 21),
+        "start_time": at,
+        "end_time": at,
+        "day": at.date(),
         "duration_sec": 12.5,
         "outcome": None,
         "turn_count": 3,
@@ -38,20 +46,20 @@ def session_row(session_id: str) -> dict[str, object]:
         "country_id": "c",
         "branch_id": "b",
         "team_id": "t",
-        "received_at": AT,
+        "received_at": at,
         "sent_by": "engine-test",
         "content_hash": "0" * 64,
     }
 
 
-def log_row(log_id: str) -> dict[str, object]:
+def log_row(log_id: str, at: datetime = AT) -> dict[str, object]:
     return {
         "log_id": log_id,
         "kind": "quiz",
         "user_id": "u_1",
         "payload_hash": "1" * 64,
         "answer": {"recordId": "r", "skillDeltas": {"upsell": 0.01}, "none": None},
-        "created_at": AT,
+        "created_at": at,
     }
 
 
@@ -64,16 +72,17 @@ async def stored(db: Database, table: str, key: str, value: str) -> tuple[object
     return tuple(row)
 
 
+@pytest.mark.parametrize("at", INSTANTS, ids=str)
 @pytest.mark.parametrize(
     ("table", "key", "make"), [(SESSIONS, "session_id", session_row), (LOG, "log_id", log_row)]
 )
-async def test_a_prepared_insert_stores_what_core_stores(db, table, key, make):
+async def test_a_prepared_insert_stores_what_core_stores(db, table, key, make, at):
     # given
     prepared = Prepared.insert(table)
 
     def write(conn):
-        conn.execute(table.insert(), [make("core")])
-        prepared(conn, [make("prepared")])
+        conn.execute(table.insert(), [make("core", at)])
+        prepared(conn, [make("prepared", at)])
 
     # when: both through the writer's connection (the direct driver path on SQLite)
     await db.writer.run(write)
