@@ -339,15 +339,15 @@ def aggregate_columns(level: Level) -> list[str]:
 
 def _rollup(
     sql: Dialect,
-    source: sa.Table,
     keys: dict[str, Any],
     values: dict[str, Any],
     latest: tuple[Any, Any],
     carried: dict[str, Any],
     where: Any = None,
 ) -> sa.Subquery:
-    """Rows of ``source`` grouped by ``keys``: the sum of each of ``values``, and the ``carried``
-    columns of the group's latest row, the one with the greatest ``latest`` (time, then userId).
+    """The rows of one table grouped by ``keys`` (its columns): the sum of each of ``values``, and
+    the ``carried`` columns of the group's latest row, the one with the greatest ``latest`` (time,
+    then userId).
 
     Columns: the keys, the sums, ``latest_at``, ``latest_user``, the carried columns.
     """
@@ -392,6 +392,18 @@ def _rollup(
 UNIT_COLUMNS = [column.name for column in UNITS.columns]
 
 
+def _snapshot_counters() -> dict[str, Any]:
+    """What one snapshot adds to each of ``Counters`` (a snapshot is one user)."""
+    s = SNAPSHOTS.c
+    stored = (name for name in Counters.names() if name not in ("users", "active_users", "xp_total_sum"))
+    return {
+        "users": sa.literal(1),
+        "active_users": sa.case((s.logged_in, 1), else_=0),
+        **{name: s[name] for name in stored},
+        "xp_total_sum": s.xp_total,
+    }
+
+
 def units_select(day: date, sql: Dialect) -> sa.Select[Any]:
     """One pass over the day's snapshots: per scope path (region, country, branch, team), the
     summed counters and the versions of its latest snapshot, in ``UNITS`` column order. Every
@@ -401,25 +413,15 @@ def units_select(day: date, sql: Dialect) -> sa.Select[Any]:
     during the day) in both, exactly as grouping the snapshots by branch would.
     """
     s = SNAPSHOTS.c
-    values: dict[str, Any] = {
-        "users": sa.literal(1),
-        "active_users": sa.case((s.logged_in, 1), else_=0),
-        **{name: s[name] for name in Counters.names() if name not in _NOT_STORED},
-        "xp_total_sum": s.xp_total,
-    }
     rolled = _rollup(
         sql,
-        SNAPSHOTS,
         keys={level.column: s[level.column] for level in Level},
-        values=values,
+        values=_snapshot_counters(),
         latest=(s.latest_at, s.user_id),
         carried={name: s[f"latest_{name}"] for name in VERSION_COLUMNS},
         where=s.day == day,
     )
     return sa.select(*(rolled.c[name] for name in UNIT_COLUMNS))
-
-
-_NOT_STORED = ("users", "active_users", "xp_total_sum")  # counters a snapshot has no column for
 
 
 def aggregate_select(level: Level, day: date, built_at: datetime, sql: Dialect) -> sa.Select[Any]:
@@ -432,7 +434,6 @@ def aggregate_select(level: Level, day: date, built_at: datetime, sql: Dialect) 
     u = UNITS.c
     b = _rollup(
         sql,
-        UNITS,
         keys={"unit": u[level.column]},
         values={name: u[name] for name in Counters.names()},
         latest=(u.latest_at, u.latest_user),
@@ -470,14 +471,7 @@ def totals_select(day: date) -> sa.Select[Any]:
             .where(day_column == day)
         )
 
-    s = SNAPSHOTS.c
-    from_snapshots = {
-        "users": sa.literal(1),
-        "active_users": sa.case((s.logged_in, 1), else_=0),
-        **{name: s[name] for name in Counters.names() if name not in _NOT_STORED},
-        "xp_total_sum": s.xp_total,
-    }
-    parts = [sums("snapshots", from_snapshots, SNAPSHOTS, s.day)]
+    parts = [sums("snapshots", _snapshot_counters(), SNAPSHOTS, SNAPSHOTS.c.day)]
     for level, table in AGGREGATES.items():
         parts.append(
             sums(level.value, {name: table.c[name] for name in Counters.names()}, table, table.c.day)
