@@ -73,25 +73,6 @@ class _Single:
         return self._manager.__exit__(kind, error, tb)
 
 
-class _Nothing:
-    __slots__ = ()
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *_: object) -> None:
-        return None
-
-    async def __aenter__(self) -> None:
-        return None
-
-    async def __aexit__(self, *_: object) -> None:
-        return None
-
-
-_NOTHING = _Nothing()
-
-
 def _stage(extensions: list[SchemaExtension], name: str, fallback: type[ExtensionContextManagerBase]) -> Any:
     single: contextlib.AbstractContextManager[None] | None = None
     for extension in extensions:
@@ -101,7 +82,7 @@ def _stage(extensions: list[SchemaExtension], name: str, fallback: type[Extensio
         if hook is _OTHER or single is not None:
             return fallback(extensions)
         single = hook(extension)
-    return _NOTHING if single is None else _Single(single)
+    return contextlib.nullcontext() if single is None else _Single(single)
 
 
 class LeanExtensionsRunner(SchemaExtensionsRunner):

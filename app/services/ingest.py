@@ -368,7 +368,7 @@ class RecordValidator:
         ] = {}
 
     def id(self, value: object, name: str) -> str:
-        """check_id, remembering good ids: users and modules repeat across a batch."""
+        """check_id, skipped for ids that passed before: users and modules repeat across logs."""
         if type(value) is str and value in _CHECKED_IDS:
             return value
         if value is None:
