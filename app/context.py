@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 from starlette.requests import Request
@@ -26,7 +28,7 @@ class Context:
     response: Response | None
     settings: Settings
     db: Database
-    loaders: Loaders
+    make_loaders: Callable[[], Loaders]
     request_id: str
     # The worker's ops settings cache, limiters and metrics (app.services.ops.state).
     ops: OpsRuntime
@@ -35,6 +37,11 @@ class Context:
     connection_params: dict[str, object] | None = None
     _principal: Principal | None = None
     _auth_error: Unauthenticated | None = field(default=None)
+
+    @cached_property
+    def loaders(self) -> Loaders:
+        """This request's DataLoaders, made on first use: most writes never load anything."""
+        return self.make_loaders()
 
     @property
     def principal(self) -> Principal:

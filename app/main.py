@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import gc
+import itertools
 import json
 import logging
-import uuid
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any, cast
 
 import orjson
@@ -41,6 +43,18 @@ log = logging.getLogger("trainer_console")
 _OVER_POST = frozenset({OperationType.QUERY, OperationType.MUTATION})
 
 
+class RequestIds:
+    """Request ids unique across workers and restarts: a random prefix per process and a
+    counter (a fresh uuid4 per request costs a system call for randomness nobody needs)."""
+
+    def __init__(self) -> None:
+        self._prefix = secrets.token_hex(8)
+        self._counter = itertools.count(1)
+
+    def next(self) -> str:
+        return f"{self._prefix}{next(self._counter):016x}"
+
+
 class GraphQLApp(GraphQL[Context, None]):
     def __init__(self, settings: Settings, db: Database, ops: OpsRuntime) -> None:
         super().__init__(
@@ -53,6 +67,8 @@ class GraphQLApp(GraphQL[Context, None]):
         self.db = db
         self.ops = ops
         self.broker = Broker()
+        self.request_ids = RequestIds()
+        self.make_loaders = partial(Loaders.create, db)
 
     async def run(self, request: Request | WebSocket, context: Any = UNSET, root_value: Any = UNSET) -> Any:
         """A POST of JSON takes a short path; everything else (GraphiQL, WebSockets, multipart)
@@ -135,8 +151,8 @@ class GraphQLApp(GraphQL[Context, None]):
             response=response if isinstance(response, Response) else None,
             settings=self.settings,
             db=self.db,
-            loaders=Loaders.create(self.db),
-            request_id=request.headers.get("x-request-id") or uuid.uuid4().hex,
+            make_loaders=self.make_loaders,
+            request_id=request.headers.get("x-request-id") or self.request_ids.next(),
             ops=self.ops,
             broker=self.broker,
         )

@@ -87,6 +87,16 @@ async def test_registering_a_user_appends_one_entry_with_who_what_and_after(gql,
     assert entry["prevHash"] == GENESIS
 
 
+async def test_requests_without_an_id_get_distinct_ones_from_the_server(gql, admin, history):
+    # given: the six entries of ``history``, each written by its own request without X-Request-Id
+    # when
+    ids = [entry["requestId"] for entry in await entries(gql, admin)]
+    # then
+    assert len(ids) == 6
+    assert all(isinstance(request_id, str) and len(request_id) == 32 for request_id in ids)
+    assert len(set(ids)) == 6
+
+
 async def test_moving_a_user_records_before_and_after(gql, admin, history):
     # when
     newest = (await entries(gql, admin, first=1))[0]
