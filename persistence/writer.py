@@ -3,10 +3,11 @@
 A commit costs about a millisecond through SQLAlchemy, far more than the
 statements of one small log. Callers hand a unit of work to the writer and
 wait; the writer runs every unit that queued up since the previous batch in
-one transaction (units of one kind merged into one executemany per table; if
-that fails, each unit in its own SAVEPOINT so a failing unit rolls back
-alone), commits once, and only then answers each caller. Under light load a
-batch is one unit, so latency is what it would be anyway.
+one transaction (units of one kind merged into one executemany per table),
+commits once, and only then answers each caller. If a unit fails, the batch is
+rolled back and runs again with savepoints, so that a failing unit rolls back
+alone. Under light load a batch is one unit, so latency is what it would be
+anyway.
 
 Units are plain synchronous functions of a SQLAlchemy ``Connection`` (Core
 statements), so the same unit runs on both databases:
@@ -30,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -102,6 +103,40 @@ def _locked(exc: OperationalError) -> bool:
     return getattr(exc.orig, "sqlite_errorcode", None) == _SQLITE_BUSY
 
 
+def _groups(units: list[Unit]) -> Iterator[tuple[Merge | None, list[Unit]]]:
+    """Runs of consecutive units that share a merge function; a unit without one alone."""
+    start = 0
+    while start < len(units):
+        merge = units[start].merge
+        end = start + 1
+        while merge is not None and end < len(units) and units[end].merge is merge:
+            end += 1
+        yield merge, units[start:end]
+        start = end
+
+
+class _Failed(Exception):
+    """A group of an optimistic batch raised: the whole batch runs again, carefully."""
+
+    def __init__(self, group: int) -> None:
+        super().__init__(group)
+        self.group = group
+
+
+def _run_optimistic(conn: Connection, units: list[Unit]) -> list[Outcome]:
+    """Every group at once, without savepoints (two statements each): the usual case."""
+    outcomes: list[Outcome] = []
+    for index, (merge, group) in enumerate(_groups(units)):
+        try:
+            if merge is not None and len(group) > 1:
+                outcomes.extend((None, result) for result in merge(conn, [unit.item for unit in group]))
+            else:
+                outcomes.extend((None, unit.alone(conn)) for unit in group)
+        except Exception as exc:
+            raise _Failed(index) from exc
+    return outcomes
+
+
 def _run_alone(conn: Connection, units: list[Unit]) -> list[Outcome]:
     outcomes: list[Outcome] = []
     for unit in units:
@@ -113,16 +148,12 @@ def _run_alone(conn: Connection, units: list[Unit]) -> list[Outcome]:
     return outcomes
 
 
-def _run_batch(conn: Connection, units: list[Unit]) -> list[Outcome]:
+def _run_careful(conn: Connection, units: list[Unit], failed: int) -> list[Outcome]:
+    """Each group in a savepoint; a group that fails (``failed`` did already) runs unit by
+    unit, each in its own savepoint, so that only the failing units fail."""
     outcomes: list[Outcome] = []
-    start = 0
-    while start < len(units):
-        merge = units[start].merge
-        end = start + 1
-        while merge is not None and end < len(units) and units[end].merge is merge:
-            end += 1
-        group = units[start:end]
-        if merge is not None and len(group) > 1:
+    for index, (merge, group) in enumerate(_groups(units)):
+        if merge is not None and len(group) > 1 and index != failed:
             try:
                 with conn.begin_nested():
                     results = merge(conn, [unit.item for unit in group])
@@ -132,8 +163,20 @@ def _run_batch(conn: Connection, units: list[Unit]) -> list[Outcome]:
                 outcomes.extend(_run_alone(conn, group))
         else:
             outcomes.extend(_run_alone(conn, group))
-        start = end
     return outcomes
+
+
+def _run_batch(conn: Connection, units: list[Unit]) -> list[Outcome]:
+    """Run and commit a batch: optimistically first; if any unit fails, roll back and run
+    the batch again carefully (a failing unit is rare: logs are validated before they queue)."""
+    try:
+        with conn.begin():
+            return _run_optimistic(conn, units)
+    except _Failed as failure:
+        log.debug("a unit of a batch of %d failed; running the batch again carefully", len(units))
+        failed = failure.group
+    with conn.begin():
+        return _run_careful(conn, units, failed)
 
 
 def _nothing(_conn: Connection) -> None:
@@ -192,8 +235,7 @@ class GroupCommitWriter:
         with self.sync_engine.connect() as conn:
             _busy_timeout(conn, BUSY_TIMEOUT_MS if wait else 0)
             try:
-                with conn.begin():
-                    return _run_batch(conn, units)
+                return _run_batch(conn, units)
             except OperationalError as exc:
                 if wait or not _locked(exc):
                     raise
@@ -201,7 +243,7 @@ class GroupCommitWriter:
 
     async def _commit_async(self, units: list[Unit]) -> list[Outcome]:
         assert self.async_engine is not None
-        async with self.async_engine.connect() as conn, conn.begin():
+        async with self.async_engine.connect() as conn:
             return await conn.run_sync(_run_batch, units)
 
     async def _commit(self, batch: list[tuple[Unit, asyncio.Future[Any]]]) -> None:

@@ -6,7 +6,7 @@ import asyncio
 import sqlite3
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 
 from app.settings import Settings
@@ -105,6 +105,33 @@ async def test_units_of_one_kind_run_as_one_merged_call(db):
     assert sum(calls) == 100 and len(calls) < 100
 
 
+def recorded_statements(db):
+    """The SQL the writer's engine sends, as it goes."""
+    writer = db.writer
+    engine = writer.sync_engine if writer.sync_engine is not None else writer.async_engine.sync_engine
+    statements: list[str] = []
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def record(_conn, _cursor, statement, *_args):
+        statements.append(statement)
+
+    return statements
+
+
+async def test_a_batch_in_which_nothing_fails_takes_no_savepoints(db):
+    # given
+    statements = recorded_statements(db)
+    merge = merged_inserts(db, [])
+    # when
+    results = await asyncio.gather(
+        *(db.writer.run(insert_user(db, f"s{i}"), merge=merge, item=f"s{i}") for i in range(20)),
+        db.writer.run(insert_user(db, "alone")),
+    )
+    # then
+    assert results[-1] == "alone" and await count_users(db) == 21
+    assert not [s for s in statements if "SAVEPOINT" in s.upper()]
+
+
 async def test_a_merged_group_that_fails_runs_unit_by_unit(db):
     # given: one unit of the group collides with a stored row
     await db.writer.run(insert_user(db, "taken"))
@@ -115,8 +142,8 @@ async def test_a_merged_group_that_fails_runs_unit_by_unit(db):
     outcomes = await asyncio.gather(
         *(db.writer.run(insert_user(db, i), merge=merge, item=i) for i in ids), return_exceptions=True
     )
-    # then: the merged call failed as a whole, so each unit ran on its own: the culprit is
-    # refused, the others stored
+    # then: the merged call failed as a whole, so the batch ran again with each unit on its
+    # own (not merged again), in savepoints: the culprit is refused, the others stored
     assert calls == [4]
     assert isinstance(outcomes[2], Exception)
     assert [outcomes[0], outcomes[1], outcomes[3]] == ["a1", "a2", "a3"]
