@@ -31,6 +31,7 @@ import math
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 from graphql import ExecutionResult as GraphQLExecutionResult
@@ -51,6 +52,7 @@ from app.auth import Role
 from app.errors import RateLimited
 from app.services.ops.defaults import DEFAULT_LIMITS
 from app.services.ops.values import Limits
+from graphql_schema.documents import ByDocument
 from graphql_schema.errors import is_internal
 
 if TYPE_CHECKING:
@@ -175,9 +177,10 @@ def _collect(
                 _collect(fragments[name].selection_set, fragments, fields, seen | {name})
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class OperationShape:
-    """What an operation asks for: its type and root fields (response key -> field name)."""
+    """What an operation asks for: its type and root fields (response key -> field name).
+    One per document and operation name, shared by every request that sends them."""
 
     kind: str
     fields: dict[str, str]
@@ -187,17 +190,25 @@ class OperationShape:
         """What it costs against aiCallsPerMinute: one per root field, aliases each."""
         return len(self.fields)
 
-    @property
+    @cached_property
     def endpoint(self) -> str:
         """Its name in diagnostics, e.g. ``query health,limits`` (bounded by the schema)."""
         return f"{self.kind} {','.join(sorted(set(self.fields.values())))}"
 
 
-def shape_of(document: DocumentNode, operation_name: str | None) -> OperationShape | None:
+def _shape(document: DocumentNode, operation_name: str | None) -> OperationShape | None:
     operation = _operation(document, operation_name)
     if operation is None:
         return None
     return OperationShape(operation.operation.value, root_fields(operation, document))
+
+
+_SHAPES: ByDocument[OperationShape | None] = ByDocument()
+
+
+def shape_of(document: DocumentNode, operation_name: str | None) -> OperationShape | None:
+    """Worked out once per document and operation name."""
+    return _SHAPES.get(document, operation_name, lambda: _shape(document, operation_name))
 
 
 def _is_timeout(error: GraphQLError) -> bool:

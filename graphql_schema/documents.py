@@ -9,11 +9,12 @@ The limit rules are built once, so cached validations stay valid.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Hashable, Iterator
 from contextlib import suppress
 from functools import lru_cache
+from typing import Generic, TypeVar
 
-from graphql import ASTValidationRule, DocumentNode, GraphQLError, GraphQLSchema, parse
+from graphql import ASTValidationRule, DocumentNode, GraphQLError, parse
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry.extensions import SchemaExtension
 from strawberry.extensions.max_aliases import create_validator as alias_rule
@@ -30,25 +31,29 @@ def _parse(query: str, max_tokens: int) -> DocumentNode:
     return parse(query, max_tokens=max_tokens)
 
 
-class _Validations:
-    """Validation results by document (the parser cache hands out one object per text)."""
+V = TypeVar("V")
 
-    def __init__(self) -> None:
-        self._results: OrderedDict[tuple[int, int], tuple[DocumentNode, list[GraphQLError]]] = OrderedDict()
 
-    def validate(
-        self, schema: GraphQLSchema, document: DocumentNode, rules: tuple[type[ASTValidationRule], ...]
-    ) -> list[GraphQLError]:
-        key = (id(schema), id(document))
-        found = self._results.get(key)
+class ByDocument(Generic[V]):
+    """Values worked out once per parsed document (the parser cache hands out one object per
+    text), by identity: a document's own hash walks its whole tree. Least recently used
+    entries go first."""
+
+    def __init__(self, size: int = CACHE_SIZE) -> None:
+        self._size = size
+        self._entries: OrderedDict[tuple[int, Hashable], tuple[DocumentNode, V]] = OrderedDict()
+
+    def get(self, document: DocumentNode, extra: Hashable, compute: Callable[[], V]) -> V:
+        key = (id(document), extra)
+        found = self._entries.get(key)
         if found is not None and found[0] is document:
-            self._results.move_to_end(key)
+            self._entries.move_to_end(key)
             return found[1]
-        errors = validate_document(schema, document, rules)
-        self._results[key] = (document, errors)  # holding the document keeps its id unique
-        if len(self._results) > CACHE_SIZE:
-            self._results.popitem(last=False)
-        return errors
+        value = compute()
+        self._entries[key] = (document, value)  # holding the document keeps its id unique
+        if len(self._entries) > self._size:
+            self._entries.popitem(last=False)
+        return value
 
 
 class Documents:
@@ -63,7 +68,7 @@ class Documents:
         if settings.is_production:
             extra.append(NoSchemaIntrospectionCustomRule)
         self.extra_rules = tuple(extra)
-        self.validations = _Validations()
+        self.validations: ByDocument[list[GraphQLError]] = ByDocument()
 
     def extension(self) -> PreparedDocuments:
         return PreparedDocuments(self)
@@ -86,8 +91,9 @@ class PreparedDocuments(SchemaExtension):
         context = self.execution_context
         document = context.graphql_document
         if document is not None and context.pre_execution_errors is None:
+            schema = context.schema._schema
             rules = (*context.validation_rules, *self.documents.extra_rules)
-            context.pre_execution_errors = self.documents.validations.validate(
-                context.schema._schema, document, rules
+            context.pre_execution_errors = self.documents.validations.get(
+                document, id(schema), lambda: validate_document(schema, document, rules)
             )
         yield

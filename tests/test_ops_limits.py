@@ -17,6 +17,10 @@ query { ...Both }
 fragment Both on Query { a: limits { aiCallsPerMinute } b: modelConfig { model } __typename }
 """
 HEARTBEAT = "mutation { engineHeartbeat(engine: upm) { engine } }"
+TWO_OPERATIONS = """
+query One { limits { aiCallsPerMinute } }
+query Three { a: limits { aiCallsPerMinute } b: limits { aiCallsPerMinute } c: features { key } }
+"""
 ENGINE_SETTINGS = "{ modelConfig { model } features { key } limits { aiCallsPerMinute } }"
 MIB = 1024 * 1024
 
@@ -81,6 +85,28 @@ async def test_fragments_cannot_hide_root_fields(gql, admin, token):
     body = await gql(FRAGMENTED, as_=token("engine"))
     # then
     rate_limited(body)
+
+
+async def test_each_operation_of_one_document_costs_its_own_root_fields(gql, admin, token):
+    # given: room for four root fields
+    await set_limits(gql, admin, aiCallsPerMinute=4)
+    engine = token("engine")
+
+    async def run(operation: str) -> dict[str, Any]:
+        response = await gql.http.post(
+            "/graphql",
+            json={"query": TWO_OPERATIONS, "operationName": operation},
+            headers={"Authorization": f"Bearer {engine}"},
+        )
+        body: dict[str, Any] = response.json()
+        return body
+
+    # when: One (1 field), then Three (3), then One again
+    one, three, again = await run("One"), await run("Three"), await run("One")
+    # then: the same document costs what the operation sent asks for, 1 + 3 = 4
+    assert "errors" not in one and "errors" not in three, (one, three)
+    assert len(three["data"]) == 3
+    rate_limited(again)
 
 
 async def test_a_limit_change_applies_to_the_next_request(gql, admin, token):
