@@ -2,6 +2,16 @@
 
     python -m bench.micro hooks     # the four extension stages: Strawberry's runner beside ours
     python -m bench.micro plan      # planning one logScenario (validation, rows, skill deltas)
+    python -m bench.micro request   # whole logScenario requests through the app, 32 at a time
+
+``request`` calls the Starlette app directly (ASGI, no sockets: uvicorn's share is the same
+for any endpoint) on a fresh SQLite database, with the group-commit writer, and reports the
+process's CPU time per log. On this shared machine even that moves by tens of percent between
+identical rounds; instructions do not. Under callgrind, ``--instructions`` counts them for one
+round of 1,600 logs after the warm-up (repeatable to about 1 %)::
+
+    valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file=/dev/null \
+        .venv/bin/python -m bench.micro request --instructions
 
 Each prints the minimum and median over rounds (interleaved where two are compared). Run on
 demand; not part of the test suite.
@@ -11,17 +21,25 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import os
+import re
+import subprocess
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
+import uvloop
 from strawberry.extensions.runner import SchemaExtensionsRunner
 
-from app.auth import Principal, Role
+from app.auth import Principal, Role, issue_token
 from app.limits import OperationGuard
+from app.main import create_app
 from app.services.upm import recording
 from app.services.upm_ruleset import DEFAULT_UPM_RULESET
 from app.settings import Settings
-from bench.upm import scenario
+from bench.upm import SECRET, fresh_database, scenario
 from graphql_schema.documents import Documents
 from graphql_schema.hooks import LeanExtensionsRunner
 
@@ -90,14 +108,103 @@ def bench_plan(logs: int = 2000) -> None:
     print(f"plan one logScenario: {_figures(times)}")
 
 
+async def _post(app: Any, body: bytes, token: str) -> None:
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/graphql",
+        "raw_path": b"/graphql",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"host", b"bench"),
+            (b"content-type", b"application/json"),
+            (b"authorization", b"Bearer " + token.encode()),
+            (b"content-length", str(len(body)).encode()),
+        ],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+    }
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    if sent[0]["status"] != 200 or b'"errors"' in sent[1]["body"]:
+        raise SystemExit(f"request failed: {sent}")
+
+
+def _callgrind(*args: str) -> str:
+    """Ask the callgrind this process runs under (valgrind's tool) to do something."""
+    command = ["callgrind_control", *args, str(os.getpid())]
+    return subprocess.run(command, capture_output=True, text=True, check=True).stdout
+
+
+async def _requests(
+    settings: Settings, clients: int, per_client: int, rounds: int, instructions: bool
+) -> list[float]:
+    app = create_app(settings)
+    admin = issue_token(settings, sub="bench-admin", role=Role.ADMIN)
+    engines = [issue_token(settings, sub=f"scenario-engine-{n}", role=Role.ENGINE) for n in range(clients)]
+    mutation = "mutation($input: ScenarioLogInput!) { logScenario(input: $input) { recordId } }"
+    limits = (
+        "mutation { updateLimits(input: {aiCallsPerMinute: 100000, maxConcurrentSessions: 1000})"
+        " { aiCallsPerMinute } }"
+    )
+
+    async def client(n: int, round_: int) -> None:
+        for i in range(per_client):
+            user = (round_ * clients * per_client + n * per_client + i) % 1000
+            body = json.dumps({"query": mutation, "variables": {"input": scenario(user, i)}})
+            await _post(app, body.encode(), engines[n])
+
+    times = []
+    async with app.router.lifespan_context(app):
+        await _post(app, json.dumps({"query": limits}).encode(), admin)
+        await asyncio.gather(*(client(n, 0) for n in range(clients)))  # warm-up: the 1,000 users
+        if instructions:
+            _callgrind("--instr=on")
+            await asyncio.gather(*(client(n, 1) for n in range(clients)))
+            per_thread = re.findall(r"Th\s+\d+\s+([\d,]+)", _callgrind("-e"))
+            counted = sum(int(n.replace(",", "")) for n in per_thread)
+            _callgrind("--instr=off")
+            print(f"logScenario request: {counted / (clients * per_client):,.0f} instructions per log")
+        for round_ in range(1, rounds + 1):
+            start = time.process_time()
+            await asyncio.gather(*(client(n, round_) for n in range(clients)))
+            times.append((time.process_time() - start) / (clients * per_client) * 1e6)
+    return times
+
+
+def bench_request(rounds: int, instructions: bool, clients: int = 32, per_client: int = 50) -> None:
+    with tempfile.TemporaryDirectory(prefix="bench-micro-") as tmp:
+        settings = Settings(database_url=fresh_database(Path(tmp), "micro"), jwt_secret=SECRET)
+        timed = 0 if instructions else rounds
+        # on uvloop, the loop uvicorn runs on
+        times = uvloop.run(_requests(settings, clients, per_client, timed, instructions))
+    if times:
+        print(f"logScenario request, CPU per log ({clients} concurrent): {_figures(times)}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("what", choices=("hooks", "plan"))
+    parser.add_argument("what", choices=("hooks", "plan", "request"))
+    parser.add_argument("--rounds", type=int, default=ROUNDS, help="request: rounds of 32 x 50 logs")
+    parser.add_argument("--instructions", action="store_true", help="request: count them (under callgrind)")
     args = parser.parse_args()
     if args.what == "hooks":
         asyncio.run(bench_hooks())
+    elif args.what == "request":
+        bench_request(args.rounds, args.instructions)
     else:
         bench_plan()
 
