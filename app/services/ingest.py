@@ -293,7 +293,7 @@ def _reward_action(action: str | None) -> None:
 @dataclass(frozen=True, slots=True)
 class _Tail:
     """What every record with one scope and version shares: the canonical JSON parts and the
-    row's columns (with the server's stamps). Built once per batch, not per record."""
+    row's columns. Built once per process (``_TAILS``), not per record."""
 
     version: dict[str, str | None]
     scope: dict[str, str]
@@ -301,10 +301,7 @@ class _Tail:
 
     @classmethod
     def build(
-        cls,
-        scope: tuple[str, str, str, str],
-        version: tuple[str | None, str | None, str | None],
-        stamps: dict[str, Any],
+        cls, scope: tuple[str, str, str, str], version: tuple[str | None, str | None, str | None]
     ) -> _Tail:
         region, country, branch, team = scope
         module_v, scenario_v, prompt_v = version
@@ -319,7 +316,6 @@ class _Tail:
                 "country_id": country,
                 "branch_id": branch,
                 "team_id": team,
-                **stamps,
             },
         )
 
@@ -347,6 +343,8 @@ class _Passed:
 _CHECKED_IDS = _Passed(100_000)
 _CHECKED_VERSIONS = _Passed(10_000)
 _CHECKED_SCOPES = _Passed(10_000)  # (sender's bound, scope): allowed for that bound
+_TAILS: dict[tuple[tuple[str, str, str, str], tuple[str | None, str | None, str | None]], _Tail] = {}
+_TAILS_LIMIT = 10_000
 
 
 class RecordValidator:
@@ -363,9 +361,6 @@ class RecordValidator:
         self.stamps = {"received_at": now, "sent_by": principal.sub}
         # Whether a scope may be written depends on the sender's bound, which these four fix.
         self._bound = (principal.role, principal.region_id, principal.country_id, principal.branch_id)
-        self._tails: dict[
-            tuple[tuple[str, str, str, str], tuple[str | None, str | None, str | None]], _Tail
-        ] = {}
 
     def id(self, value: object, name: str) -> str:
         """check_id, skipped for ids that passed before: users and modules repeat across logs."""
@@ -459,13 +454,14 @@ class RecordValidator:
         scope = self.scope(record)
         version = self.version(record)
         _unknown(record, allowed, "")
-        tail = self._tails.get((scope, version))
+        tail = _TAILS.get((scope, version))
         if tail is None:
-            tail = self._tails[scope, version] = _Tail.build(scope, version, self.stamps)
+            if len(_TAILS) >= _TAILS_LIMIT:
+                _TAILS.clear()
+            tail = _TAILS[scope, version] = _Tail.build(scope, version)
         return record, tail
 
-    @staticmethod
-    def _finish(canonical: dict[str, Any], row: Row, tail: _Tail) -> Row:
+    def _finish(self, canonical: dict[str, Any], row: Row, tail: _Tail) -> Row:
         canonical["version"] = tail.version
         canonical["scope"] = tail.scope
         try:
@@ -474,6 +470,7 @@ class RecordValidator:
             raise SchemaMismatch("text fields must be valid Unicode (no lone surrogates)") from None
         digest = hashlib.sha256(encoded).hexdigest()
         row.update(tail.columns)
+        row.update(self.stamps)
         row["content_hash"] = digest
         return row
 
