@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import gc
-import itertools
 import json
 import logging
-import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
@@ -28,6 +26,7 @@ from strawberry.types.unset import UNSET, UnsetType
 from app.auth import principal_from_header
 from app.context import Context
 from app.errors import Unauthenticated
+from app.ids import request_ids
 from app.limits import live_body_limit
 from app.middleware import BodySizeLimit
 from app.pubsub import Broker
@@ -43,18 +42,6 @@ log = logging.getLogger("trainer_console")
 _OVER_POST = frozenset({OperationType.QUERY, OperationType.MUTATION})
 
 
-class RequestIds:
-    """Request ids unique across workers and restarts: a random prefix per process and a
-    counter (a fresh uuid4 per request costs a system call for randomness nobody needs)."""
-
-    def __init__(self) -> None:
-        self._prefix = secrets.token_hex(8)
-        self._counter = itertools.count(1)
-
-    def next(self) -> str:
-        return f"{self._prefix}{next(self._counter):016x}"
-
-
 class GraphQLApp(GraphQL[Context, None]):
     def __init__(self, settings: Settings, db: Database, ops: OpsRuntime) -> None:
         super().__init__(
@@ -67,7 +54,7 @@ class GraphQLApp(GraphQL[Context, None]):
         self.db = db
         self.ops = ops
         self.broker = Broker()
-        self.request_ids = RequestIds()
+        self.request_ids = request_ids()
         self.make_loaders = partial(Loaders.create, db)
 
     async def run(self, request: Request | WebSocket, context: Any = UNSET, root_value: Any = UNSET) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 import pytest
 
@@ -185,6 +186,17 @@ async def test_a_retry_with_the_same_log_id_returns_the_first_answer_and_counts_
     assert summary["quiz"]["totalQuizzes"] == 1
     sessions = (await gql(SESSIONS, {"u": "u_01"}, as_=admin))["data"]["sessions"]["nodes"]
     assert len(sessions) == 1
+
+
+async def test_logs_without_a_log_id_each_get_their_own_uuid_and_session(gql, engine, admin):
+    # when: the same quiz sent three times without a logId
+    bodies = [await gql(LOG_QUIZ, {"input": with_context(QUIZ)}, as_=engine) for _ in range(3)]
+    # then: three logs, three distinct version-4-shaped UUIDs, each the id of its raw session
+    record_ids = [body["data"]["logQuiz"]["recordId"] for body in bodies]
+    assert len(set(record_ids)) == 3
+    assert all(uuid.UUID(record_id).version == 4 for record_id in record_ids)
+    sessions = (await gql(SESSIONS, {"u": "u_01"}, as_=admin))["data"]["sessions"]["nodes"]
+    assert sorted(s["sessionId"] for s in sessions) == sorted(record_ids)
 
 
 async def test_a_log_id_reused_for_another_payload_is_refused(gql, engine, admin):

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from app.auth import Principal
 from app.errors import SchemaMismatch
+from app.ids import uuid_ids
 from app.scope import Scope
 from app.services import audit, ingest
 from app.services.upm import payloads
@@ -52,6 +53,7 @@ KINDS: dict[str, Callable[[dict[str, Any]], Result]] = {
     "mission": payloads.mission,
 }
 _LOG_NAMESPACE = uuid.UUID("6f1c2b1e-8d1a-4c57-9a55-3f0e7f6b9a10")
+_RECORD_IDS = uuid_ids()  # for logs without a logId
 
 PROFILE = UpmProfileRow.__table__  # type: ignore[attr-defined]
 TOPIC = UpmTopicRow.__table__  # type: ignore[attr-defined]
@@ -110,7 +112,7 @@ def plan(
     validator.version(payload)
     result = KINDS[kind](payload)
     log_id = payloads.log_id(payload)
-    record_id = str(uuid.uuid5(_LOG_NAMESPACE, f"{kind}:{log_id}")) if log_id else str(uuid.uuid4())
+    record_id = str(uuid.uuid5(_LOG_NAMESPACE, f"{kind}:{log_id}")) if log_id else _RECORD_IDS.next()
     digest = hashlib.sha256(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)).hexdigest()
     out = Plan(kind, result, Scope(region, country, branch, team), log_id, digest, record_id)
     head = {"userId": result.user_id, "version": payload["version"], "scope": payload["scope"]}
