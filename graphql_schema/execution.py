@@ -13,6 +13,12 @@ Anything unusual (a null in a non-null field, a field with a resolver, an
 abstract type) falls back to graphql-core's own path for that object, so
 errors, paths and nullability behave exactly as before; the fast path only
 skips work whose outcome is already known.
+
+A selection without directives collects the same subfields in every request
+that sends its document (the parser cache hands out one document per text), so
+its plan is kept for the process (``_SHARED_PLANS``); a selection with
+``@skip``/``@include``/``@defer`` may depend on the variables, and is planned
+per request.
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from graphql import (
+    FieldNode,
+    FragmentSpreadNode,
     GraphQLEnumType,
     GraphQLField,
     GraphQLList,
@@ -30,6 +38,7 @@ from graphql import (
     GraphQLOutputType,
     GraphQLResolveInfoHelpers,
     GraphQLScalarType,
+    SelectionSetNode,
 )
 from graphql.execution.collect_fields import FieldDetailsList
 from graphql.pyutils import Path
@@ -46,6 +55,34 @@ class _Fallback(Exception):
 
 _FALLBACK = _Fallback()
 _UNPLANNED = object()
+_SHARED_PLANS_LIMIT = 1024
+# (type, field nodes) by identity -> (the type and nodes, kept so their ids stay theirs; the plan)
+_SHARED_PLANS: dict[tuple[int, tuple[int, ...]], tuple[Any, Completer | None]] = {}
+
+
+def _without_directives(
+    selection_set: SelectionSetNode | None, fragments: dict[str, Any], seen: set[str]
+) -> bool:
+    """No directive below, fragments included: what is collected depends on nothing else."""
+    if selection_set is None:
+        return True
+    for selection in selection_set.selections:
+        if selection.directives:
+            return False
+        if isinstance(selection, FragmentSpreadNode):
+            name = selection.name.value
+            if getattr(selection, "arguments", None) or name not in fragments:
+                return False
+            if name not in seen:
+                seen.add(name)
+                definition = fragments[name].definition
+                if definition.directives or not _without_directives(
+                    definition.selection_set, fragments, seen
+                ):
+                    return False
+        elif not _without_directives(getattr(selection, "selection_set", None), fragments, seen):
+            return False
+    return True
 
 
 def _python_name(field: GraphQLField) -> str | None:
@@ -175,6 +212,28 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
             return self._plan_object(output_type, field_details_list)
         return None
 
+    def _shared_plan(self, return_type: GraphQLObjectType, field_details_list: FieldDetailsList) -> Any:
+        """The process's plan for these field nodes, or _UNPLANNED if they have directives."""
+        nodes = tuple(details.node for details in field_details_list)
+        key = (id(return_type), tuple(map(id, nodes)))
+        found = _SHARED_PLANS.get(key)
+        if found is not None:
+            return found[1]
+        if any(details.defer_usage or details.fragment_variable_values for details in field_details_list):
+            return _UNPLANNED
+        if not all(
+            isinstance(node, FieldNode)
+            and not node.directives
+            and _without_directives(node.selection_set, self.fragments, set())
+            for node in nodes
+        ):
+            return _UNPLANNED
+        plan = self._plan_object(return_type, field_details_list)
+        if len(_SHARED_PLANS) >= _SHARED_PLANS_LIMIT:
+            _SHARED_PLANS.clear()
+        _SHARED_PLANS[key] = ((return_type, nodes), plan)
+        return plan
+
     def collect_and_execute_subfields(
         self,
         return_type: GraphQLObjectType,
@@ -187,7 +246,9 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
         key = (return_type.name, id(field_details_list))
         plan = plans.get(key, _UNPLANNED)
         if plan is _UNPLANNED:
-            plan = self._plan_object(return_type, field_details_list)
+            plan = self._shared_plan(return_type, field_details_list)
+            if plan is _UNPLANNED:
+                plan = self._plan_object(return_type, field_details_list)
             # keep the list alive with its plan, so its id is not reused in this request
             plans[key] = plan
             plans[(return_type.name, -id(field_details_list))] = field_details_list

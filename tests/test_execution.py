@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 import strawberry
+from graphql import execute, graphql_sync, parse
 
 from graphql_schema.execution import FastExecutionContext
 
@@ -133,6 +134,56 @@ async def test_plain_objects_skip_graphql_core_completion(monkeypatch):
     assert plain_only.errors is None and with_resolver.errors is None
     assert calls.count("Item") == 5
     assert "Inner" not in calls
+
+
+PINNED = "{ items { id inner { label tags } inners { score } } }"
+PINNED_WITH_DIRECTIVE = [
+    "query($on: Boolean!) { items { id inner { label score @include(if: $on) } } }",
+    "query($on: Boolean!) { items { id inner { ...L } } }"
+    " fragment L on Inner { label score @include(if: $on) }",
+    "query($on: Boolean!) { items { id inner { label ... @include(if: $on) { score } } } }",
+]
+
+
+FAST = strawberry.Schema(Query, execution_context_class=FastExecutionContext)
+
+
+def run_pinned(document, variables=None):
+    """graphql-core's execute with one document object, as our parser cache hands it out."""
+    return execute(FAST._schema, document, variable_values=variables, executor_class=FastExecutionContext)
+
+
+def test_a_document_without_directives_is_planned_once_for_every_request(monkeypatch):
+    # given: count the plans made
+    planned: list[str] = []
+    original = FastExecutionContext._plan_object
+
+    def counting(self, object_type, *args):
+        planned.append(object_type.name)
+        return original(self, object_type, *args)
+
+    monkeypatch.setattr(FastExecutionContext, "_plan_object", counting)
+    document = parse(PINNED)
+    expected = graphql_sync(strawberry.Schema(Query)._schema, PINNED)
+    # when: three requests with the same document
+    results = [run_pinned(document) for _ in range(3)]
+    # then: same answers as graphql-core's, and Item planned in the first request only
+    assert all(result.data == expected.data and not result.errors for result in results)
+    assert planned.count("Item") == 1
+
+
+@pytest.mark.parametrize("query", PINNED_WITH_DIRECTIVE)
+def test_fields_that_variables_include_or_skip_are_planned_per_request(query):
+    # given: one document object
+    document = parse(query)
+    # when
+    included = run_pinned(document, {"on": True})
+    skipped = run_pinned(document, {"on": False})
+    included_again = run_pinned(document, {"on": True})
+    # then
+    assert included.data["items"][0]["inner"] == {"label": "l0", "score": 0.0}
+    assert skipped.data["items"][0]["inner"] == {"label": "l0"}
+    assert included_again.data == included.data
 
 
 async def test_an_execution_leaves_no_reference_cycle():
