@@ -39,7 +39,7 @@ from app.main import create_app
 from app.services.upm import recording
 from app.services.upm_ruleset import DEFAULT_UPM_RULESET
 from app.settings import Settings
-from bench.upm import SECRET, fresh_database, scenario
+from bench.upm import LOG_SCENARIO, RAISE_LIMITS, SECRET, fresh_database, scenario
 from graphql_schema.documents import Documents
 from graphql_schema.hooks import LeanExtensionsRunner
 
@@ -140,21 +140,16 @@ async def _requests(
     app = create_app(settings)
     admin = issue_token(settings, sub="bench-admin", role=Role.ADMIN)
     engines = [issue_token(settings, sub=f"scenario-engine-{n}", role=Role.ENGINE) for n in range(clients)]
-    mutation = "mutation($input: ScenarioLogInput!) { logScenario(input: $input) { recordId } }"
-    limits = (
-        "mutation { updateLimits(input: {aiCallsPerMinute: 100000, maxConcurrentSessions: 1000})"
-        " { aiCallsPerMinute } }"
-    )
 
     async def client(n: int, round_: int) -> None:
         for i in range(per_client):
             user = (round_ * clients * per_client + n * per_client + i) % 1000
-            body = json.dumps({"query": mutation, "variables": {"input": scenario(user, i)}})
+            body = json.dumps({"query": LOG_SCENARIO, "variables": {"input": scenario(user, i)}})
             await _post(app, body.encode(), engines[n])
 
     times = []
     async with app.router.lifespan_context(app):
-        await _post(app, json.dumps({"query": limits}).encode(), admin)
+        await _post(app, json.dumps({"query": RAISE_LIMITS}).encode(), admin)
         await asyncio.gather(*(client(n, 0) for n in range(clients)))  # warm-up: the 1,000 users
         if instructions:
             _callgrind("--instr=on")

@@ -52,6 +52,12 @@ from persistence.writer import sqlite_write_engine
 SECRET = "bench-secret-0123456789-0123456789-abcdef"
 ROOT = Path(__file__).resolve().parent.parent
 VERSION = {"moduleVersion": "m1", "scenarioVersion": "s1", "promptVersion": None}
+LOG_SCENARIO = "mutation($input: ScenarioLogInput!) { logScenario(input: $input) { recordId } }"
+# run by an admin first: the engines' limits enforced, but not hit
+RAISE_LIMITS = (
+    "mutation { updateLimits(input: {aiCallsPerMinute: 100000, maxConcurrentSessions: 1000})"
+    " { aiCallsPerMinute } }"
+)
 
 
 def scope_of(user: int) -> dict[str, str]:
@@ -223,8 +229,7 @@ def bench_log(tmp: Path, seconds: int, rounds: int) -> dict[str, Any]:
     settings = Settings(jwt_secret=SECRET)
     admin = issue_token(settings, sub="bench-admin", role=Role.ADMIN)
     engines = [issue_token(settings, sub=f"scenario-engine-{n}", role=Role.ENGINE) for n in range(32)]
-    mutation = "mutation($input: ScenarioLogInput!) { logScenario(input: $input) { recordId } }"
-    template = json.dumps({"query": mutation, "variables": {"input": scenario(0, 0)}})
+    template = json.dumps({"query": LOG_SCENARIO, "variables": {"input": scenario(0, 0)}})
     template = template.replace('"u_00000"', '"u_%05d"').replace('"t0"', '"t%d"')
     body = f"string.format([==[{template}]==], counter % 1000, (counter % 1000) % 50)"
     # Both servers up at once and measured in alternation, round after round: this machine's
@@ -236,10 +241,7 @@ def bench_log(tmp: Path, seconds: int, rounds: int) -> dict[str, Any]:
         httpx.post(
             base + "/graphql",
             headers={"Authorization": f"Bearer {admin}"},
-            json={
-                "query": "mutation { updateLimits(input: "
-                "{aiCallsPerMinute: 100000, maxConcurrentSessions: 1000}) { aiCallsPerMinute } }"
-            },
+            json={"query": RAISE_LIMITS},
         ).raise_for_status()
         wrk(base + "/graphql", lua_post(body, engines), 3)  # warm-up: registers the 1,000 users
         wrk(raw_base + "/raw", lua_post(body, engines), 1)

@@ -27,6 +27,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any, cast
 
 import orjson
@@ -293,7 +294,7 @@ def _reward_action(action: str | None) -> None:
 @dataclass(frozen=True, slots=True)
 class _Tail:
     """What every record with one scope and version shares: the canonical JSON parts and the
-    row's columns. Built once per process (``_TAILS``), not per record."""
+    row's columns. Built once per process (``_tail``), not per record."""
 
     version: dict[str, str | None]
     scope: dict[str, str]
@@ -343,8 +344,7 @@ class _Passed:
 _CHECKED_IDS = _Passed(100_000)
 _CHECKED_VERSIONS = _Passed(10_000)
 _CHECKED_SCOPES = _Passed(10_000)  # (sender's bound, scope): allowed for that bound
-_TAILS: dict[tuple[tuple[str, str, str, str], tuple[str | None, str | None, str | None]], _Tail] = {}
-_TAILS_LIMIT = 10_000
+_tail = lru_cache(maxsize=10_000)(_Tail.build)
 
 
 class RecordValidator:
@@ -454,12 +454,7 @@ class RecordValidator:
         scope = self.scope(record)
         version = self.version(record)
         _unknown(record, allowed, "")
-        tail = _TAILS.get((scope, version))
-        if tail is None:
-            if len(_TAILS) >= _TAILS_LIMIT:
-                _TAILS.clear()
-            tail = _TAILS[scope, version] = _Tail.build(scope, version)
-        return record, tail
+        return record, _tail(scope, version)
 
     def _finish(self, canonical: dict[str, Any], row: Row, tail: _Tail) -> Row:
         canonical["version"] = tail.version
