@@ -8,6 +8,7 @@ branch > team tree; engines may carry an optional bound on what they log.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from app.auth import Principal, Role
@@ -27,6 +28,10 @@ class Scope:
 
     def id_at(self, level: str) -> str:
         return str(getattr(self, f"{level}_id"))
+
+    def path(self, depth: int) -> tuple[str, ...]:
+        """The ids from the region down to ``LEVELS[depth]``."""
+        return tuple(self.id_at(level) for level in LEVELS[: depth + 1])
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +99,35 @@ def ensure_can_write(principal: Principal, scope: Scope) -> None:
         raise OutOfScope(
             "record scope is outside what this principal may write",
             scope={level: scope.id_at(level) for level in LEVELS},
+        )
+
+
+def bound_depth(principal: Principal) -> int | None:
+    """The deepest level a sender's bound pins (None: no bound, it may write anywhere)."""
+    pinned = principal_bound(principal).pinned()
+    return max(LEVELS.index(level) for level in pinned) if pinned else None
+
+
+def ensure_can_write_about(
+    principal: Principal, record: Scope, placed: Scope | None, unit_paths: Collection[tuple[str, ...]]
+) -> None:
+    """AG-DATA-04 for a bounded sender (an engine limited to a region, country or branch).
+
+    Its records may neither pull in a user the directory places elsewhere (``placed``)
+    nor file its own unit under other parents than the directory knows for it
+    (``unit_paths``: the region..bound-level ids of the unit's users; empty when it has
+    none yet). Moving users and units between nodes is for unbounded senders.
+    """
+    depth = bound_depth(principal)
+    if depth is None:
+        return
+    ensure_can_write(principal, record)
+    if placed is not None and not principal_bound(principal).contains(placed):
+        raise OutOfScope("the user is outside what this principal may write")
+    if unit_paths and record.path(depth) not in unit_paths:
+        raise OutOfScope(
+            f"{LEVELS[depth]} {record.id_at(LEVELS[depth])!r} does not sit under the ids this record gives",
+            scope={level: record.id_at(level) for level in LEVELS},
         )
 
 

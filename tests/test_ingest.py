@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 import pytest
 
 from tests.conftest import error_codes
-from tests.log_records import FACTORIES, KINDS, event, logged, send, stored_events
+from tests.log_records import FACTORIES, KINDS, SCOPES, event, logged, send, stored_events
+from tests.org import register_org
 
 BOTH_FORMS = """
 mutation($records: [EventLogInput!], $json: JSON) {
@@ -181,6 +182,56 @@ async def test_a_scope_another_sender_wrote_is_still_checked_against_this_sender
     )
     # then
     assert [(e["index"], e["code"]) for e in bounded["errors"]] == [(0, "E_OUT_OF_SCOPE")]
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+async def test_a_bounded_engine_may_not_pull_in_a_user_the_directory_places_elsewhere(
+    gql, token, admin, kind
+):
+    # given: u_kr3 works in b_busan
+    await register_org(gql, admin)
+    seoul_engine = token("engine", branch_id="b_seoul")
+    # when: the Seoul engine logs u_kr3 under its own branch
+    record = FACTORIES[kind](1, user="u_kr3", scope=dict(SCOPES["u_kr1"]))
+    result = await logged(gql, seoul_engine, kind, [record], partial=True)
+    # then
+    assert [(e["index"], e["code"], e["field"]) for e in result["errors"]] == [(0, "E_OUT_OF_SCOPE", "scope")]
+    assert result["accepted"] == 0
+
+
+@pytest.mark.parametrize("user", ["u_kr1", "u_new"])
+async def test_a_bounded_engine_may_not_file_its_branch_under_other_parents(gql, token, admin, user):
+    # given: b_seoul sits in c_kr / r_apac (known from its users); u_new is not registered
+    await register_org(gql, admin)
+    seoul_engine = token("engine", branch_id="b_seoul")
+    spoofed = {"regionId": "r_emea", "countryId": "c_de", "branchId": "b_seoul", "teamId": "t_seoul_a"}
+    # when
+    result = await logged(gql, seoul_engine, "events", [event(1, userId=user, scope=spoofed)], partial=True)
+    # then
+    assert [(e["index"], e["code"]) for e in result["errors"]] == [(0, "E_OUT_OF_SCOPE")]
+    assert await stored_events(gql, admin) == []
+
+
+async def test_a_bounded_engine_may_log_a_new_user_or_team_inside_its_own_branch(gql, token, admin):
+    # given
+    await register_org(gql, admin)
+    seoul_engine = token("engine", branch_id="b_seoul")
+    new_team = dict(SCOPES["u_kr1"], teamId="t_seoul_b")
+    # when
+    result = await logged(
+        gql, seoul_engine, "events", [event(1, userId="u_new", scope=new_team), event(2, scope=new_team)]
+    )
+    # then
+    assert result["statuses"] == ["ACCEPTED", "ACCEPTED"]
+
+
+async def test_an_unbounded_engine_may_log_a_user_anywhere(gql, token, admin):
+    # given: u_kr3 works in b_busan
+    await register_org(gql, admin)
+    # when: an engine without a bound logs u_kr3 in Berlin (a transfer)
+    result = await logged(gql, token("engine"), "events", [event(1, user="u_kr3", scope=SCOPES["u_de1"])])
+    # then
+    assert result["statuses"] == ["ACCEPTED"]
 
 
 # --- what is stored ---------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import uuid
 import pytest
 
 from tests.conftest import error_codes
+from tests.org import register_org
 from tests.upm_fixture import (
     LEARNING,
     LOG_LEARNING,
@@ -17,6 +18,7 @@ from tests.upm_fixture import (
     MISSION,
     QUIZ,
     SCENARIO,
+    SEOUL,
     SUMMARY,
     with_context,
 )
@@ -26,7 +28,7 @@ SESSIONS = """query($u: String) { sessions(userId: $u, first: 50) {
 EVENTS = (
     "query($u: String) { events(userId: $u, first: 50) { nodes { eventType context { moduleId action } } } }"
 )
-USER = "query($id: ID!) { user(id: $id) { userId scope { branchId } } }"
+USER = "query($id: ID!) { user(id: $id) { userId scope { branchId teamId } } }"
 
 
 @pytest.fixture
@@ -73,7 +75,7 @@ async def test_an_accepted_log_lands_in_the_data_layer_and_registers_the_user(gq
     quiz = next(s for s in sessions if s["engine"] == "quiz")
     assert quiz["summary"]["turnCount"] == 10 and quiz["summary"]["correctAnswers"] == 7
     assert sorted(e["eventType"] for e in events) == ["mission_complete", "module_complete", "module_start"]
-    assert user == {"userId": "u_01", "scope": {"branchId": "b_seoul"}}
+    assert user == {"userId": "u_01", "scope": {"branchId": "b_seoul", "teamId": "t_seoul_a"}}
 
 
 AUDIT = "{ auditLog(first: 50) { nodes { action target actorRole before after } } auditVerify { ok } }"
@@ -160,6 +162,36 @@ async def test_an_engine_bounded_to_a_branch_logs_only_there(gql, token, admin):
     body = await gql(LOG_SCENARIO, {"input": with_context(SCENARIO)}, as_=busan_engine)
     assert error_codes(body) == ["E_OUT_OF_SCOPE"]
     await assert_nothing_stored(gql, admin)
+
+
+BERLIN = {"regionId": "r_emea", "countryId": "c_de", "branchId": "b_berlin", "teamId": "t_berlin_a"}
+
+
+async def test_a_bounded_engine_may_not_move_a_user_into_its_scope(gql, token, admin):
+    # given: u_kr1 works in b_seoul (r_apac); an engine bound to r_emea
+    await register_org(gql, admin)
+    emea_engine = token("engine", region_id="r_emea")
+    # when: it logs u_kr1 in Berlin
+    body = await gql(LOG_SCENARIO, {"input": with_context(SCENARIO, BERLIN, userId="u_kr1")}, as_=emea_engine)
+    # then: refused, and u_kr1 is still where the directory had them, with nothing logged
+    assert error_codes(body) == ["E_OUT_OF_SCOPE"]
+    user = await gql(USER, {"id": "u_kr1"}, as_=admin)
+    assert user["data"]["user"]["scope"]["branchId"] == "b_seoul"
+    sessions = await gql(SESSIONS, {"u": "u_kr1"}, as_=admin)
+    assert sessions["data"]["sessions"]["nodes"] == []
+
+
+async def test_a_bounded_engine_may_move_a_user_between_teams_inside_its_branch(gql, token, admin):
+    # given
+    await register_org(gql, admin)
+    seoul_engine = token("engine", branch_id="b_seoul")
+    other_team = {**SEOUL, "teamId": "t_seoul_b"}
+    # when
+    body = await gql(LOG_QUIZ, {"input": with_context(QUIZ, other_team, userId="u_kr1")}, as_=seoul_engine)
+    # then
+    assert "errors" not in body, body
+    user = await gql(USER, {"id": "u_kr1"}, as_=admin)
+    assert user["data"]["user"]["scope"]["teamId"] == "t_seoul_b"
 
 
 @pytest.mark.parametrize("role", ["branch", "country", "region"])

@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import and_, bindparam, exists, or_, select, true
+from sqlalchemy import Connection, and_, bindparam, exists, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import Principal
 from app.errors import Forbidden, NotFound
 from app.pagination import Page, decode_cursor, encode_cursor
-from app.scope import LEVELS, Scope, ScopeFilter, ensure_can_read, narrow, principal_bound
+from app.scope import (
+    LEVELS,
+    Scope,
+    ScopeFilter,
+    bound_depth,
+    ensure_can_read,
+    ensure_can_write_about,
+    narrow,
+    principal_bound,
+)
 from app.services import audit
 from app.validation import check_id, check_page_size, check_text
 from persistence.models import UserRow
@@ -42,6 +52,67 @@ async def users_by_ids(session: AsyncSession, user_ids: Sequence[str]) -> dict[s
 
 # Built once, so SQLAlchemy's memoized cache key is reused (see app.services.upm.profile).
 _USERS_BY_IDS = select(UserRow).where(UserRow.user_id.in_(bindparam("ids", expanding=True)))  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True, slots=True)
+class Placements:
+    """What the directory says about a bounded sender's batch: where its users are, and
+    the parents its own unit has (see ``app.scope.ensure_can_write_about``)."""
+
+    principal: Principal
+    users: dict[str, Scope]
+    unit_paths: frozenset[tuple[str, ...]]
+
+    def check(self, user_id: str, record: Scope) -> None:
+        ensure_can_write_about(self.principal, record, self.users.get(user_id), self.unit_paths)
+
+
+_PLACEMENT_CHUNK = 1000
+_USER_SCOPES = select(UserRow.user_id, *(_column(level) for level in LEVELS))  # type: ignore[call-overload]
+
+
+def _placement_queries(principal: Principal, user_ids: Iterable[str]) -> list[Any] | None:
+    """The statements behind ``Placements`` (None: an unbounded sender, nothing to check):
+    the unit's distinct paths first, then the users' scopes in chunks."""
+    depth = bound_depth(principal)
+    if depth is None:
+        return None
+    level = LEVELS[depth]
+    path = [_column(name) for name in LEVELS[: depth + 1]]
+    unit = getattr(principal, f"{level}_id")
+    queries: list[Any] = [select(*path).where(_column(level) == unit).distinct()]
+    ids = sorted(set(user_ids))
+    for start in range(0, len(ids), _PLACEMENT_CHUNK):
+        chunk = ids[start : start + _PLACEMENT_CHUNK]
+        queries.append(_USER_SCOPES.where(UserRow.user_id.in_(chunk)))  # type: ignore[attr-defined]
+    return queries
+
+
+def _placements(principal: Principal, results: list[Any]) -> Placements:
+    paths, *users = results
+    return Placements(
+        principal,
+        {row[0]: Scope(*row[1:]) for chunk in users for row in chunk},
+        frozenset(tuple(row) for row in paths),
+    )
+
+
+async def placements(
+    session: AsyncSession, principal: Principal, user_ids: Iterable[str]
+) -> Placements | None:
+    """For a bounded sender's batch (None for the others: they may write anywhere)."""
+    queries = _placement_queries(principal, user_ids)
+    if queries is None:
+        return None
+    return _placements(principal, [(await session.execute(query)).all() for query in queries])
+
+
+def placements_sync(conn: Connection, principal: Principal, user_ids: Iterable[str]) -> Placements | None:
+    """``placements`` inside the group-commit writer's transaction."""
+    queries = _placement_queries(principal, user_ids)
+    if queries is None:
+        return None
+    return _placements(principal, [conn.execute(query).all() for query in queries])
 
 
 def check_can_read(principal: Principal, row: UserRow | None) -> UserRow:

@@ -39,8 +39,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import SQLModel
 
 from app.auth import Principal
-from app.errors import DomainError, SchemaMismatch, ScopeMissing, VersionMissing
-from app.scope import Scope, ensure_can_write
+from app.errors import DomainError, OutOfScope, SchemaMismatch, ScopeMissing, VersionMissing
+from app.scope import LEVELS, Scope, bound_depth, ensure_can_write
+from app.services import directory
 from app.settings import Settings
 from app.validation import check_id
 from persistence.models import EventLogRow, InteractionLogRow, SessionLogRow
@@ -909,7 +910,28 @@ async def log_batch(
         raise SchemaMismatch(f"the token's sub is longer than the {SENT_BY_MAX} characters a log records")
     batch = _the_batch(records, records_json, settings.max_batch_records)
     verdicts = validate_batch(kind, batch, principal, settings.event_types, datetime.now(UTC))
+    await _check_bounds(session, principal, kind, verdicts)
     return await store_batch(session, kind, verdicts, partial)
+
+
+async def _check_bounds(
+    session: AsyncSession, principal: Principal, kind: LogKind, verdicts: list[Row | RecordError]
+) -> None:
+    """A bounded sender's valid records must also agree with the directory (users and units
+    inside its bound): a record that does not is rejected with E_OUT_OF_SCOPE, in place."""
+    if bound_depth(principal) is None:
+        return
+    valid = [(index, row) for index, row in enumerate(verdicts) if not isinstance(row, RecordError)]
+    async with session.begin():
+        placements = await directory.placements(session, principal, (row["user_id"] for _, row in valid))
+    if placements is None:
+        return
+    key_column = _TARGETS[kind].key_column
+    for index, row in valid:
+        try:
+            placements.check(row["user_id"], Scope(*(row[f"{level}_id"] for level in LEVELS)))
+        except OutOfScope as error:
+            verdicts[index] = RecordError(index, row[key_column], error.code, error.message, "scope")
 
 
 __all__ = [

@@ -29,7 +29,7 @@ from app.auth import Principal
 from app.errors import SchemaMismatch
 from app.ids import uuid_ids
 from app.scope import Scope
-from app.services import audit, ingest
+from app.services import audit, directory, ingest
 from app.services.upm import payloads
 from app.services.upm import rules as formulas
 from app.services.upm.payloads import LearningResult, MissionResult, QuizResult, Result, ScenarioResult
@@ -479,6 +479,7 @@ def _register_all(conn: Connection, jobs: list[Job], now: datetime) -> None:
     audited; a log from where the user already is changes nothing."""
     if not jobs:
         return
+    _check_bounds(conn, jobs)
     user_ids = sorted({job.plan.result.user_id for job in jobs})
     where: dict[str, tuple[str, ...] | None] = dict.fromkeys(user_ids)
     for user_id, *located in conn.execute(_WHERE_USERS_ARE, {"ids": user_ids}):
@@ -509,6 +510,19 @@ def _register_all(conn: Connection, jobs: list[Job], now: datetime) -> None:
                 request_id=job.request_id,
                 user_id=user_id,
             )
+
+
+def _check_bounds(conn: Connection, jobs: list[Job]) -> None:
+    """A sender limited to part of the tree logs only about users and units the directory
+    places inside it (``app.scope.ensure_can_write_about``); a log that fails fails alone."""
+    by_sender: dict[Principal, list[Job]] = {}
+    for job in jobs:
+        by_sender.setdefault(job.principal, []).append(job)
+    for principal, owned in by_sender.items():
+        placements = directory.placements_sync(conn, principal, [job.plan.result.user_id for job in owned])
+        if placements is not None:
+            for job in owned:
+                placements.check(job.plan.result.user_id, job.plan.scope)
 
 
 @contextmanager
