@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.analytics_fixture import D1, load_fixture
+from tests.analytics_fixture import D1, LOG_EVENTS, event, load_fixture
 from tests.conftest import error_codes
 
 BUILD = "mutation($date: Date!) { buildSnapshots(date: $date) { snapshots } }"
@@ -147,6 +147,22 @@ async def test_insights_input_for_operators_in_scope_and_engines_in_their_bound(
     assert engine_free["data"]["insightsInput"]["userId"] == "u_de1"
     assert engine_in["data"]["insightsInput"]["userId"] == "u_kr1"
     assert error_codes(engine_out) == ["FORBIDDEN"]
+
+
+async def test_insights_input_of_a_user_who_moved_that_day_needs_both_places_in_scope(gql, admin, token):
+    # given: u_kr3's D1 saleslab session is Busan's; late that day an event files them in Seoul
+    await load_fixture(gql, admin)
+    moved = event("u_kr3", f"{D1}T23:00:00+00:00", "login") | {
+        "scope": {"regionId": "r_apac", "countryId": "c_kr", "branchId": "b_seoul", "teamId": "t_seoul_a"}
+    }
+    assert "errors" not in await gql(LOG_EVENTS, {"records": [moved]}, as_=admin)
+    assert "errors" not in await gql(BUILD, {"date": D1}, as_=admin)
+    # when: the snapshot now says Seoul
+    seoul = await gql(INSIGHTS, {"userId": "u_kr3", "date": D1}, as_=token("branch", branch_id="b_seoul"))
+    korea = await gql(INSIGHTS, {"userId": "u_kr3", "date": D1}, as_=token("country", country_id="c_kr"))
+    # then: Seoul may not read Busan's session; Korea holds both
+    assert error_codes(seoul) == ["FORBIDDEN"]
+    assert korea["data"]["insightsInput"]["userId"] == "u_kr3"
 
 
 async def test_an_unknown_user_is_not_found_for_an_admin_and_forbidden_for_others(gql, admin, token, built):

@@ -6,8 +6,10 @@ derived table keeps), with version and scope always attached (AG-DATA-01).
 
 Who may read it: operators for users inside their node; engines (the Insights
 engine) within their optional bound. The user's scope that day decides: their
-snapshot's, else their latest session's, else the user directory's. Outside
-the caller's scope - or unknown - is FORBIDDEN; only an admin learns NOT_FOUND.
+snapshot's, else their latest session's, else the user directory's; and every
+session returned must be inside the caller's scope too (a user who moved that day
+is seen whole only from a node above both places). Outside the caller's scope -
+or unknown - is FORBIDDEN; only an admin learns NOT_FOUND.
 """
 
 from __future__ import annotations
@@ -114,6 +116,9 @@ async def insights_input(
     _ensure_can_read(principal, scope)
     if scope is None:
         raise NotFound("no such user, and no data for that day")
+    # Records of one day may carry other scopes (the user moved): each one must be readable.
+    for other in {_scope(row[0]) for row in sessions} - {scope}:
+        _ensure_can_read(principal, other)
     saleslab = [row for row in sessions if row[0].engine == SALESLAB]
     if snapshot is not None:
         versions = Versions(
