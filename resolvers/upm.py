@@ -142,4 +142,6 @@ class UpmSubscription:
             yield Performance.from_view(await _profile(info, user_id))  # also authorises
             while True:
                 await wakeups.get()
-                yield Performance.from_view(await upm.fresh_profile(ctx.db, user_id, await _rules(info)))
+                yield Performance.from_view(
+                    await upm.fresh_profile(ctx.db, ctx.principal, user_id, await _rules(info))
+                )

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
 
 import httpx
 import pytest
@@ -13,7 +16,7 @@ from websockets.typing import Subprotocol
 from app.auth import Role, issue_token
 from tests.conftest import make_settings
 from tests.live import live_server
-from tests.upm_fixture import LOG_QUIZ, QUIZ, with_context
+from tests.upm_fixture import BUSAN, LOG_QUIZ, QUIZ, with_context
 
 SUBSCRIBE = (
     "subscription($u: String!) { performanceUpdated(userId: $u) { quiz { totalQuizzes avgAccuracy } } }"
@@ -32,40 +35,49 @@ async def next_data(ws):
     return message["payload"]
 
 
+async def next_error_codes(ws: Any) -> list[str]:
+    message = json.loads(await asyncio.wait_for(ws.recv(), 10))
+    assert message["type"] in ("next", "error"), message
+    errors = message["payload"]["errors"] if message["type"] == "next" else message["payload"]
+    return [e["extensions"]["code"] for e in errors]
+
+
+@asynccontextmanager
+async def subscribed(server: str, token: str, user_id: str) -> AsyncIterator[Any]:
+    """A graphql-transport-ws connection authenticated in connection_init, subscribed to the user."""
+    url = server.replace("http://", "ws://") + "/graphql"
+    async with websockets.connect(url, subprotocols=[Subprotocol("graphql-transport-ws")]) as ws:
+        await ws.send(
+            json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}})
+        )
+        assert json.loads(await ws.recv())["type"] == "connection_ack"
+        subscribe = {"query": SUBSCRIBE, "variables": {"u": user_id}}
+        await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": subscribe}))
+        yield ws
+
+
+async def log_quiz(http: httpx.AsyncClient, engine: str, payload: dict[str, Any]) -> None:
+    body = (
+        await http.post(
+            "/graphql",
+            json={"query": LOG_QUIZ, "variables": {"input": payload}},
+            headers={"Authorization": f"Bearer {engine}"},
+        )
+    ).json()
+    assert "errors" not in body, body
+
+
 async def test_a_subscribed_dashboard_receives_the_new_profile(server, database_url):
     # given: a branch operator's dashboard subscribed to u_01, authenticated in connection_init
     settings = make_settings(database_url)
     operator = issue_token(settings, sub="op", role=Role.BRANCH, branch_id="b_seoul")
     engine = issue_token(settings, sub="quiz-engine", role=Role.ENGINE)
     async with httpx.AsyncClient(base_url=server) as http:
-        first = await http.post(
-            "/graphql",
-            json={"query": LOG_QUIZ, "variables": {"input": with_context(QUIZ)}},
-            headers={"Authorization": f"Bearer {engine}"},
-        )
-        assert "errors" not in first.json()
-        url = server.replace("http://", "ws://") + "/graphql"
-        async with websockets.connect(url, subprotocols=[Subprotocol("graphql-transport-ws")]) as ws:
-            await ws.send(
-                json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {operator}"}})
-            )
-            assert json.loads(await ws.recv())["type"] == "connection_ack"
-            await ws.send(
-                json.dumps(
-                    {
-                        "id": "1",
-                        "type": "subscribe",
-                        "payload": {"query": SUBSCRIBE, "variables": {"u": "u_01"}},
-                    }
-                )
-            )
+        await log_quiz(http, engine, with_context(QUIZ))
+        async with subscribed(server, operator, "u_01") as ws:
             initial = await next_data(ws)
             # when: the engine logs another quiz for u_01
-            await http.post(
-                "/graphql",
-                json={"query": LOG_QUIZ, "variables": {"input": with_context(QUIZ | {"correct": 9})}},
-                headers={"Authorization": f"Bearer {engine}"},
-            )
+            await log_quiz(http, engine, with_context(QUIZ | {"correct": 9}))
             update = await next_data(ws)
     # then
     assert initial["data"]["performanceUpdated"]["quiz"] == {"totalQuizzes": 1, "avgAccuracy": 0.7}
@@ -80,23 +92,23 @@ async def test_a_subscription_outside_ones_scope_is_forbidden(server, database_u
     engine = issue_token(settings, sub="quiz-engine", role=Role.ENGINE)
     other_branch = issue_token(settings, sub="op", role=Role.BRANCH, branch_id="b_busan")
     async with httpx.AsyncClient(base_url=server) as http:
-        await http.post(
-            "/graphql",
-            json={"query": LOG_QUIZ, "variables": {"input": with_context(QUIZ)}},
-            headers={"Authorization": f"Bearer {engine}"},
-        )
-    url = server.replace("http://", "ws://") + "/graphql"
-    async with websockets.connect(url, subprotocols=[Subprotocol("graphql-transport-ws")]) as ws:
-        await ws.send(
-            json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {other_branch}"}})
-        )
-        assert json.loads(await ws.recv())["type"] == "connection_ack"
-        await ws.send(
-            json.dumps(
-                {"id": "1", "type": "subscribe", "payload": {"query": SUBSCRIBE, "variables": {"u": "u_01"}}}
-            )
-        )
-        message = json.loads(await asyncio.wait_for(ws.recv(), 10))
-    assert message["type"] in ("next", "error")
-    errors = message["payload"]["errors"] if message["type"] == "next" else message["payload"]
-    assert [e["extensions"]["code"] for e in errors] == ["FORBIDDEN"]
+        await log_quiz(http, engine, with_context(QUIZ))
+    async with subscribed(server, other_branch, "u_01") as ws:
+        codes = await next_error_codes(ws)
+    assert codes == ["FORBIDDEN"]
+
+
+async def test_a_subscription_ends_forbidden_when_the_user_leaves_ones_scope(server, database_url):
+    # given: a Seoul operator subscribed to u_01, who works in Seoul
+    settings = make_settings(database_url)
+    engine = issue_token(settings, sub="quiz-engine", role=Role.ENGINE)
+    seoul = issue_token(settings, sub="op", role=Role.BRANCH, branch_id="b_seoul")
+    async with httpx.AsyncClient(base_url=server) as http:
+        await log_quiz(http, engine, with_context(QUIZ))
+        async with subscribed(server, seoul, "u_01") as ws:
+            await next_data(ws)
+            # when: u_01's next quiz is logged in Busan (the user moved)
+            await log_quiz(http, engine, with_context(QUIZ, scope=BUSAN))
+            codes = await next_error_codes(ws)
+    # then: Busan's figures never reach Seoul
+    assert codes == ["FORBIDDEN"]

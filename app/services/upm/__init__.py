@@ -52,9 +52,12 @@ async def read_profile(
     return profile.build(user_id, await load_rows(user_id), rules)
 
 
-async def fresh_profile(db: Database, user_id: str, rules: UpmRuleset) -> ProfileView:
-    """The profile as committed now (subscriptions: no request-scoped loader cache)."""
+async def fresh_profile(db: Database, principal: Principal, user_id: str, rules: UpmRuleset) -> ProfileView:
+    """The profile as committed now (subscriptions: no request-scoped loader cache), checked
+    against the user's scope now: a user who moved out of the subscriber's scope ends it."""
     async with db.session() as session:
+        user = (await directory.users_by_ids(session, [user_id])).get(user_id)
+        directory.check_can_read(principal, user)
         rows = (await profile.rows_by_user_ids(session, [user_id]))[user_id]
     return profile.build(user_id, rows, rules)
 
