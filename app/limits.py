@@ -154,7 +154,7 @@ def root_fields(operation: OperationDefinitionNode, document: DocumentNode) -> d
     """The operation's root fields as response key -> field name, through fragments."""
     fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
     fields: dict[str, str] = {}
-    _collect(operation.selection_set, fragments, fields, frozenset())
+    _collect(operation.selection_set, fragments, fields, set())
     return fields
 
 
@@ -162,19 +162,22 @@ def _collect(
     selection_set: SelectionSetNode,
     fragments: dict[str, FragmentDefinitionNode],
     fields: dict[str, str],
-    seen: frozenset[str],
+    visited: set[str],
 ) -> None:
+    """Each fragment is walked once: a second spread adds no root field, and walking it again
+    would make fragments that spread each other twice cost exponential time."""
     # a module function, not a closure: a recursive closure is a reference cycle per call
     for selection in selection_set.selections:
         if isinstance(selection, FieldNode):
             if selection.name.value != "__typename":
                 fields[(selection.alias or selection.name).value] = selection.name.value
         elif isinstance(selection, InlineFragmentNode):
-            _collect(selection.selection_set, fragments, fields, seen)
+            _collect(selection.selection_set, fragments, fields, visited)
         elif isinstance(selection, FragmentSpreadNode):
             name = selection.name.value
-            if name in fragments and name not in seen:
-                _collect(fragments[name].selection_set, fragments, fields, seen | {name})
+            if name in fragments and name not in visited:
+                visited.add(name)
+                _collect(fragments[name].selection_set, fragments, fields, visited)
 
 
 @dataclass(frozen=True)

@@ -65,7 +65,8 @@ class GraphQLApp(GraphQL[Context, None]):
             if (
                 isinstance(request, Request)
                 and request.method == "POST"
-                and request.headers.get("content-type", "").split(";", 1)[0].strip() == "application/json"
+                and request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+                == "application/json"
             ):
                 return await self._post_json(request)
             return await super().run(request, context, root_value)
@@ -109,12 +110,11 @@ class GraphQLApp(GraphQL[Context, None]):
         return Response(orjson.dumps(body), media_type="application/json")
 
     def decode_json(self, data: str | bytes) -> object:
-        try:
-            return orjson.loads(data)
-        except orjson.JSONDecodeError:
-            # orjson refuses some JSON the standard accepts (an escaped lone surrogate): let
-            # json decide, so such a record is refused by the validator, on its own index
-            return json.loads(data)
+        """Interoperable JSON only (RFC 7493, I-JSON): UTF-8, no lone surrogate escapes (no
+        database stores one, and no response could echo it), no NaN or Infinity, at most 1024
+        levels deep. Anything else raises ``JSONDecodeError``: HTTP answers 400, and a WebSocket
+        message closes the connection (4400), as graphql-transport-ws says."""
+        return orjson.loads(data)
 
     def encode_json(self, data: object) -> str:
         return orjson.dumps(data).decode()

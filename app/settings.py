@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     max_query_depth: int = Field(default=10, ge=1)
     max_aliases: int = Field(default=15, ge=1)
     max_tokens: int = Field(default=2000, ge=10)
+    # Fields of a document with every fragment spread expanded (fragments nest: a short text
+    # can expand to millions of fields, which the depth and alias rules would walk).
+    max_expanded_fields: int = Field(default=10_000, ge=10)
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
     max_page_size: int = Field(default=100, ge=1)
     db_pool_size: int = Field(default=10, ge=1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 
 from app.errors import SchemaMismatch
 
@@ -31,3 +32,16 @@ def check_page_size(first: int, maximum: int) -> int:
     if not 1 <= first <= maximum:
         raise SchemaMismatch(f"first must be between 1 and {maximum}", field="first")
     return first
+
+
+def check_instant(field: str, value: datetime, *, zone_required: bool = False) -> datetime:
+    """An instant argument, in UTC (without a zone: UTC, unless ``zone_required``). One whose UTC
+    form falls outside the years 1-9999 (9999-12-31T23:00-14:00) is refused, not an overflow."""
+    if value.tzinfo is None:
+        if zone_required:
+            raise SchemaMismatch(f"{field} needs a timezone offset such as Z or +09:00", field=field)
+        return value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError as exc:
+        raise SchemaMismatch(f"{field} is out of range once in UTC", field=field) from exc

@@ -14,7 +14,17 @@ from contextlib import suppress
 from functools import lru_cache
 from typing import Generic, TypeVar
 
-from graphql import ASTValidationRule, DocumentNode, GraphQLError, parse
+from graphql import (
+    ASTValidationRule,
+    DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    InlineFragmentNode,
+    SelectionSetNode,
+    parse,
+)
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry.extensions import SchemaExtension
 from strawberry.extensions.max_aliases import create_validator as alias_rule
@@ -56,11 +66,57 @@ class ByDocument(Generic[V]):
         return value
 
 
+def expanded_fields(document: DocumentNode) -> int:
+    """How many fields the document holds with every fragment spread expanded, in time linear
+    in its size (each fragment is counted once, then multiplied). A spread that would close a
+    cycle counts 0: validation refuses cycles anyway."""
+    fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
+    sizes: dict[str, int] = {}
+    total = 0
+    for definition in document.definitions:
+        selection_set = getattr(definition, "selection_set", None)
+        if selection_set is not None and not isinstance(definition, FragmentDefinitionNode):
+            total += _size(selection_set, fragments, sizes, set())
+    return total
+
+
+def _size(
+    selection_set: SelectionSetNode,
+    fragments: dict[str, FragmentDefinitionNode],
+    sizes: dict[str, int],
+    open_: set[str],
+) -> int:
+    total = 0
+    for selection in selection_set.selections:
+        if isinstance(selection, FieldNode):
+            total += 1
+            if selection.selection_set is not None:
+                total += _size(selection.selection_set, fragments, sizes, open_)
+        elif isinstance(selection, InlineFragmentNode):
+            total += _size(selection.selection_set, fragments, sizes, open_)
+        elif isinstance(selection, FragmentSpreadNode):
+            name = selection.name.value
+            if name not in sizes and name in fragments and name not in open_:
+                open_.add(name)
+                sizes[name] = _size(fragments[name].selection_set, fragments, sizes, open_)
+                open_.discard(name)
+            total += sizes.get(name, 0)
+    return total
+
+
+def _check_expansion(document: DocumentNode, limit: int) -> list[GraphQLError] | None:
+    fields = expanded_fields(document)
+    if fields > limit:
+        return [GraphQLError(f"the document expands to {fields} fields, over the limit of {limit}")]
+    return None
+
+
 class Documents:
     """What the extension needs, made once per schema."""
 
     def __init__(self, settings: Settings) -> None:
         self.max_tokens = settings.max_tokens
+        self.max_expanded_fields = settings.max_expanded_fields
         extra: list[type[ASTValidationRule]] = [
             depth_rule(settings.max_query_depth, None, None),
             alias_rule(settings.max_aliases),
@@ -93,7 +149,10 @@ class PreparedDocuments(SchemaExtension):
         if document is not None and context.pre_execution_errors is None:
             schema = context.schema._schema
             rules = (*context.validation_rules, *self.documents.extra_rules)
+            limit = self.documents.max_expanded_fields
             context.pre_execution_errors = self.documents.validations.get(
-                document, id(schema), lambda: validate_document(schema, document, rules)
+                document,
+                id(schema),
+                lambda: _check_expansion(document, limit) or validate_document(schema, document, rules),
             )
         yield

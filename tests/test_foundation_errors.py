@@ -80,6 +80,11 @@ async def test_non_json_body_is_a_client_error_not_a_500(client):
         b'{"query": "{ me { sub } }", "variables": [1]}',
         b'{"query": "{ me { sub } }", "operationName": 3}',
         b'{"query": "subscription { performanceUpdated(userId: \\"u\\") { userId } }"}',
+        # not interoperable JSON (RFC 7493): bad UTF-8, a lone surrogate, NaN, nesting past 1024
+        b'{"query": "\xff"}',
+        b'{"query": "{ user(id: $u) { userId } }", "variables": {"u": "x\\ud800"}}',
+        b'{"query": "{ me { sub } }", "variables": {"x": NaN}}',
+        b'{"query": "{ me { sub } }", "variables": {"x": ' + b"[" * 1100 + b"]" * 1100 + b"}}",
     ],
 )
 async def test_malformed_requests_are_400_not_500(client, admin, body):
@@ -89,6 +94,34 @@ async def test_malformed_requests_are_400_not_500(client, admin, body):
         headers={"content-type": "application/json", "Authorization": f"Bearer {admin}"},
     )
     assert response.status_code == 400
+
+
+async def test_the_media_type_is_case_insensitive(client, admin):
+    response = await client.post(
+        "/graphql",
+        content=b'{"query": "{ me { sub } }"}',
+        headers={"content-type": "Application/JSON; charset=UTF-8", "Authorization": f"Bearer {admin}"},
+    )
+    assert response.json() == {"data": {"me": {"sub": "admin-test"}}}
+
+
+@pytest.mark.parametrize("instant", ["9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00"])
+async def test_an_instant_outside_the_utc_calendar_is_a_schema_mismatch(gql, admin, instant):
+    body = await gql(
+        "query($t: DateTime!) { events(from: $t) { nodes { eventId } } }", {"t": instant}, as_=admin
+    )
+    assert error_codes(body) == ["E_SCHEMA_MISMATCH"]
+
+
+async def test_audit_log_takes_an_instant_without_a_zone_as_utc(gql, admin):
+    # given: from without a zone (UTC by the schema's rule), to with one
+    query = "query($f: DateTime, $t: DateTime) { auditLog(from: $f, to: $t, first: 5) { nodes { action } } }"
+    # when
+    body = await gql(query, {"f": "2026-03-01T00:00:00", "t": "2026-03-02T00:00:00Z"}, as_=admin)
+    backwards = await gql(query, {"f": "2026-03-02T09:00:00", "t": "2026-03-02T00:00:00+09:00"}, as_=admin)
+    # then
+    assert body["data"]["auditLog"]["nodes"] == []
+    assert error_codes(backwards) == ["E_SCHEMA_MISMATCH"]
 
 
 async def test_the_operation_name_picks_the_operation(gql, admin):

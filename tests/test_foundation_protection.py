@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from graphql import parse
 
 from app.main import create_app
 from app.settings import DEV_JWT_SECRET, InsecureSettingsError, Settings
+from graphql_schema.documents import expanded_fields
 from tests.conftest import error_codes
 from tests.org import REGISTER_USER, register_input
 
@@ -75,6 +77,28 @@ async def test_too_many_tokens_are_refused_before_execution(gql, admin, client_w
     assert error_codes(response.json()) == ["E_SCHEMA_MISMATCH"]
     assert "token" in response.json()["errors"][0]["message"].lower()
     assert await stored_ids(gql, admin) == []
+
+
+def fragment_chain(length: int) -> str:
+    """F1 spreads F2 twice, F2 spreads F3 twice, ...: 2^length fields in ~30·length characters."""
+    links = "\n".join(f"fragment F{n} on Query {{ ...F{n + 1} ...F{n + 1} }}" for n in range(1, length))
+    return f"{{ ...F1 }}\n{links}\nfragment F{length} on Query {{ __typename }}"
+
+
+def test_expanded_fields_counts_each_spread_without_walking_it_again():
+    assert expanded_fields(parse(fragment_chain(3))) == 4
+    assert expanded_fields(parse(fragment_chain(60))) == 2**59
+    assert expanded_fields(parse("{ me { sub role } a: me { sub } }")) == 5
+
+
+async def test_a_document_whose_fragments_expand_past_the_limit_is_refused_unauthenticated(client):
+    # given: 20 links double 19 times: 524,288 fields from a 700-character document, no token
+    query = fragment_chain(20)
+    # when
+    response = await client.post("/graphql", json={"query": query})
+    # then: refused before validation walks it (which would take seconds, doubling per link)
+    assert error_codes(response.json()) == ["E_SCHEMA_MISMATCH"]
+    assert "expands to 524288 fields" in response.json()["errors"][0]["message"]
 
 
 async def test_batched_requests_are_refused(client, admin):

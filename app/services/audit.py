@@ -58,7 +58,7 @@ from app.auth import Principal
 from app.errors import Forbidden, SchemaMismatch
 from app.pagination import Page, decode_cursor, encode_cursor
 from app.settings import Settings
-from app.validation import check_page_size
+from app.validation import check_instant, check_page_size
 from persistence.models import AuditEntryRow, AuditHeadRow
 from persistence.models.audit import HEAD_ID
 
@@ -332,12 +332,14 @@ async def list_entries(
         conditions.append(col(AuditEntryRow.user_id) == query.user_id)
     if query.action is not None:
         conditions.append(col(AuditEntryRow.action).in_(_actions_matching(query.action)))
-    if query.from_ is not None and query.to is not None and query.from_ >= query.to:
+    since = None if query.from_ is None else check_instant("from", query.from_)
+    until = None if query.to is None else check_instant("to", query.to)
+    if since is not None and until is not None and since >= until:
         raise SchemaMismatch("from must be before to", field="from")
-    if query.from_ is not None:
-        conditions.append(at >= as_utc(query.from_))
-    if query.to is not None:
-        conditions.append(at < as_utc(query.to))
+    if since is not None:
+        conditions.append(at >= since)
+    if until is not None:
+        conditions.append(at < until)
     if after is not None:
         conditions.append(seq < _after_seq(after))
     statement = select(AuditEntryRow).where(and_(true(), *conditions)).order_by(seq.desc()).limit(first + 1)

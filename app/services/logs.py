@@ -21,7 +21,7 @@ from app.errors import SchemaMismatch
 from app.pagination import Page, decode_cursor, encode_cursor
 from app.scope import ScopeFilter, narrow
 from app.services import directory
-from app.validation import check_id, check_page_size
+from app.validation import check_id, check_instant, check_page_size
 from persistence.models import EventLogRow, InteractionLogRow, SessionLogRow
 
 LogRow = TypeVar("LogRow", EventLogRow, InteractionLogRow, SessionLogRow)
@@ -50,11 +50,7 @@ def as_utc(value: datetime) -> datetime:
 
 
 def _instant(name: str, value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        raise SchemaMismatch(f"{name} needs a timezone offset such as Z or +09:00", field=name)
-    return value.astimezone(UTC)
+    return None if value is None else check_instant(name, value, zone_required=True)
 
 
 async def _ensure_may_filter(session: AsyncSession, principal: Principal, filter_: LogFilter) -> ScopeFilter:
