@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import json
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
@@ -40,6 +41,14 @@ log = logging.getLogger("trainer_console")
 
 
 _OVER_POST = frozenset({OperationType.QUERY, OperationType.MUTATION})
+
+
+# A caller's X-Request-Id is kept (audit entries and logs carry it) only when it looks like one.
+_REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}")
+
+
+def _request_id(header: str | None) -> str | None:
+    return header if header is not None and _REQUEST_ID.fullmatch(header) else None
 
 
 class GraphQLApp(GraphQL[Context, None]):
@@ -139,7 +148,7 @@ class GraphQLApp(GraphQL[Context, None]):
             settings=self.settings,
             db=self.db,
             make_loaders=self.make_loaders,
-            request_id=request.headers.get("x-request-id") or self.request_ids.next(),
+            request_id=_request_id(request.headers.get("x-request-id")) or self.request_ids.next(),
             ops=self.ops,
             broker=self.broker,
         )

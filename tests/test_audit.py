@@ -97,6 +97,21 @@ async def test_requests_without_an_id_get_distinct_ones_from_the_server(gql, adm
     assert len(set(ids)) == 6
 
 
+async def test_a_request_id_that_is_not_an_id_is_replaced_by_the_servers(gql, token):
+    # given: a caller-chosen X-Request-Id with a line break in it
+    admin = token("admin", sub="ops-lead")
+    # when
+    response = await gql.http.post(
+        "/graphql",
+        json={"query": REGISTER_USER, "variables": {"input": register_input(USERS[0])}},
+        headers={"Authorization": f"Bearer {admin}", "X-Request-Id": "req-42\tforged: yes"},
+    )
+    # then: the entry carries a server-made id, not the header
+    assert "errors" not in response.json()
+    [entry] = await entries(gql, admin)
+    assert len(entry["requestId"]) == 32 and "forged" not in entry["requestId"]
+
+
 async def test_moving_a_user_records_before_and_after(gql, admin, history):
     # when
     newest = (await entries(gql, admin, first=1))[0]

@@ -85,6 +85,22 @@ async def test_operator_token_without_its_scope_claim_is_refused(gql, claims, mi
     assert missing in body["errors"][0]["message"]
 
 
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"sub": "op", "role": "branch", "branchId": ""},  # would read as "no branch at all"
+        {"sub": "op", "role": "engine", "regionId": "r 1"},
+        {"sub": "", "role": "admin"},
+        {"sub": "ops\nlead", "role": "admin"},  # recorded as the sender of logs and audit entries
+        {"sub": "x" * 129, "role": "admin"},
+    ],
+)
+async def test_claims_that_are_not_ids_are_refused(gql, claims):
+    bearer = jwt.encode({"exp": int(time.time()) + 60, **claims}, TEST_SECRET, "HS256")
+    body = await gql(ME, as_=bearer)
+    assert error_codes(body) == ["UNAUTHENTICATED"]
+
+
 async def test_unknown_role_is_refused(gql):
     bearer = jwt.encode({"sub": "x", "role": "root", "exp": int(time.time()) + 60}, TEST_SECRET, "HS256")
     body = await gql(ME, as_=bearer)
