@@ -55,7 +55,6 @@ TRAITS_MAX = 64
 TRAIT_MAX = 128
 INT_MAX = 2**31 - 1
 TIMESTAMP_MAX = 64
-SENT_BY_MAX = 128
 
 SCOPE_FIELDS = ("regionId", "countryId", "branchId", "teamId")
 VERSION_FIELDS = ("moduleVersion", "scenarioVersion", "promptVersion")
@@ -906,8 +905,6 @@ async def log_batch(
     A malformed call (both or neither argument forms, not a list, too many
     records) is refused as a whole; record problems are answered per index.
     """
-    if len(principal.sub) > SENT_BY_MAX:
-        raise SchemaMismatch(f"the token's sub is longer than the {SENT_BY_MAX} characters a log records")
     batch = _the_batch(records, records_json, settings.max_batch_records)
     verdicts = validate_batch(kind, batch, principal, settings.event_types, datetime.now(UTC))
     await _check_bounds(session, principal, kind, verdicts)
