@@ -302,7 +302,7 @@ async def test_aggregates_refuse_a_reversed_or_too_long_range(gql, admin):
     assert error_codes(too_long) == ["E_SCHEMA_MISMATCH"]
 
 
-async def test_a_team_seen_under_two_branches_counts_in_both_and_keeps_its_latest_parents(gql, admin):
+async def test_a_team_seen_under_two_branches_is_a_row_under_each(gql, admin, token):
     # given: during D1 the team t_moved is logged under b_seoul at 09:00, then under b_busan at 10:00
     moved = [
         {**event("u_kr1", f"{D1}T09:00:00Z", "login"), "scope": _path("b_seoul")},
@@ -316,14 +316,30 @@ async def test_a_team_seen_under_two_branches_counts_in_both_and_keeps_its_lates
     # when
     branches = await gql(AGGREGATES, {"level": "BRANCH", "from": D1, "to": D1}, as_=admin)
     teams = await gql(AGGREGATES, {"level": "TEAM", "from": D1, "to": D1}, as_=admin)
-    # then: each branch counts its own user; the team counts both, under its latest branch
+    busan = await gql(
+        KPIS, {"date": D1, "scope": {"teamId": "t_moved"}}, as_=token("branch", branch_id="b_busan")
+    )
+    whole = await gql(KPIS, {"date": D1, "scope": {"teamId": "t_moved"}}, as_=admin)
+    # then: each branch counts its own user, and so does each branch's row of the team
     assert [(r["scopeId"], r["users"]) for r in branches["data"]["aggregates"]] == [
         ("b_busan", 1),
         ("b_seoul", 1),
     ]
-    (team,) = teams["data"]["aggregates"]
-    assert (team["scopeId"], team["users"], team["scope"]["branchId"]) == ("t_moved", 2, "b_busan")
-    assert team["version"] == version("m2.0", "s1.0", "p1.0")
+    assert [(r["scopeId"], r["scope"]["branchId"], r["users"]) for r in teams["data"]["aggregates"]] == [
+        ("t_moved", "b_busan", 1),
+        ("t_moved", "b_seoul", 1),
+    ]
+    assert busan["data"]["kpis"]["activeUsers"]["value"] == 1  # Seoul's user stays Seoul's
+    assert busan["data"]["kpis"]["scope"]["branchId"] == "b_busan"
+    # the whole team, for an admin: both rows, the latest one's versions, only the shared parents
+    assert whole["data"]["kpis"]["activeUsers"]["value"] == 2
+    assert whole["data"]["kpis"]["scope"] == {
+        "regionId": "r_apac",
+        "countryId": "c_kr",
+        "branchId": None,
+        "teamId": "t_moved",
+    }
+    assert whole["data"]["kpis"]["activeUsers"]["versionContext"] == version("m2.0", "s1.0", "p1.0")
 
 
 def _path(branch: str) -> dict[str, str]:

@@ -108,31 +108,33 @@ class AggRegionRow(AggregateColumns, table=True):
     region_id: str = Field(primary_key=True, max_length=128)
 
 
+# A unit's row is keyed by its whole path (migration 0007): a team id used under two branches,
+# or a team that moved during the day, is one row per branch, never one row both branches see.
 class AggCountryRow(AggregateColumns, table=True):
     __tablename__ = "agg_country"
     __table_args__ = (sa.Index("ix_agg_country_unit_day", "country_id", "day"),)
 
+    region_id: str = Field(primary_key=True, max_length=128)
     country_id: str = Field(primary_key=True, max_length=128)
-    region_id: str = Field(max_length=128)
 
 
 class AggBranchRow(AggregateColumns, table=True):
     __tablename__ = "agg_branch"
     __table_args__ = (sa.Index("ix_agg_branch_unit_day", "branch_id", "day"),)
 
+    region_id: str = Field(primary_key=True, max_length=128)
+    country_id: str = Field(primary_key=True, max_length=128)
     branch_id: str = Field(primary_key=True, max_length=128)
-    region_id: str = Field(max_length=128)
-    country_id: str = Field(max_length=128)
 
 
 class AggTeamRow(AggregateColumns, table=True):
     __tablename__ = "agg_team"
     __table_args__ = (sa.Index("ix_agg_team_unit_day", "team_id", "day"),)
 
+    region_id: str = Field(primary_key=True, max_length=128)
+    country_id: str = Field(primary_key=True, max_length=128)
+    branch_id: str = Field(primary_key=True, max_length=128)
     team_id: str = Field(primary_key=True, max_length=128)
-    region_id: str = Field(max_length=128)
-    country_id: str = Field(max_length=128)
-    branch_id: str = Field(max_length=128)
 
 
 # What reads hand around: a row of any of the four tables.

@@ -36,35 +36,28 @@ def _snapshot_value(name: str) -> Any:
 
 
 def conflicts_query(level: Level, day_from: date, day_to: date, pins: Mapping[str, str]) -> sa.Select[Any]:
-    """(day, unit) of every unit at ``level`` inside ``pins`` whose aggregate disagrees with its snapshots.
+    """(day, unit) of every row at ``level`` inside ``pins`` that disagrees with its snapshots.
 
-    ``pins`` are scope ids at ``level`` or coarser (``{"branch": "b1"}``). A
-    snapshot is in scope when its own ids match the pins, or when its unit has an
-    in-scope aggregate row that day (so a unit filed under one parent is compared
-    whole).
+    ``pins`` are scope ids at ``level`` or coarser (``{"branch": "b1"}``). Rows are
+    keyed by their unit's whole path, so each row is compared with exactly the
+    snapshots on that path: a missing or extra row shows as a non-zero group.
     """
     agg, s = AGGREGATES[level], SNAPSHOTS.c
-    unit = level.column
-    agg_pins = [agg.c[f"{name}_id"] == value for name, value in pins.items()]
-    own_ids = sa.and_(sa.true(), *(s[f"{name}_id"] == value for name, value in pins.items()))
-    if set(pins) - {level.value}:
-        in_scope_row = sa.exists().where(agg.c.day == s.day, agg.c[unit] == s[unit], *agg_pins)
-        snapshot_scope: Any = sa.or_(own_ids, in_scope_row)
-    else:
-        snapshot_scope = own_ids
+    path = [name.column for name in (*level.parents, level)]
     names = Counters.names()
     side_a = sa.select(
-        agg.c.day, agg.c[unit].label("unit"), *(agg.c[name].label(name) for name in names)
-    ).where(agg.c.day.between(day_from, day_to), *agg_pins)
+        agg.c.day, *(agg.c[column] for column in path), *(agg.c[name].label(name) for name in names)
+    ).where(agg.c.day.between(day_from, day_to), *(agg.c[f"{n}_id"] == v for n, v in pins.items()))
     side_s = sa.select(
-        s.day, s[unit].label("unit"), *((-_snapshot_value(name)).label(name) for name in names)
-    ).where(s.day.between(day_from, day_to), snapshot_scope)
+        s.day, *(s[column] for column in path), *((-_snapshot_value(name)).label(name) for name in names)
+    ).where(s.day.between(day_from, day_to), *(s[f"{n}_id"] == v for n, v in pins.items()))
     both = sa.union_all(side_a, side_s).subquery("both_sides")
+    keys = [both.c.day, *(both.c[column] for column in path)]
     return (
-        sa.select(both.c.day, both.c.unit)
-        .group_by(both.c.day, both.c.unit)
+        sa.select(both.c.day, both.c[level.column])
+        .group_by(*keys)
         .having(sa.or_(*(sa.func.sum(both.c[name]) != 0 for name in names)))
-        .order_by(both.c.day, both.c.unit)
+        .order_by(*keys)
         .limit(_SHOWN)
     )
 

@@ -4,10 +4,13 @@ Every read comes from the aggregates, checked against the snapshots they came
 from (E_AGG_CONFLICT) - never from the raw logs.
 
 Scope policy:
+- Rows are keyed by the unit's whole path, and every read filters on the path
+  (the caller's bound plus its filter): a row never mixes two nodes of the tree.
 - ``kpis``: the finest id of (caller's bound + requested filter) names the unit;
-  its parents must match every other id, or the answer is FORBIDDEN (for an
-  admin: NOT_FOUND, the unit is not where the filter says). A unit with no
-  activity that day answers zeros and null rates.
+  its rows on paths matching every other id are summed (a team under two
+  branches that day, for an admin asking by team id alone). A unit whose rows
+  all lie elsewhere is FORBIDDEN (for an admin: NOT_FOUND, the unit is not where
+  the filter says). A unit with no activity that day answers zeros and null rates.
 - ``ranking`` and ``aggregates``: an operator sees the units at or below its own
   level inside its node (a country operator ranks its branches or teams, or its
   country alone); a coarser level is FORBIDDEN, since it would show other nodes.
@@ -81,17 +84,43 @@ async def _rows(
     session: AsyncSession, level: Level, *where: Any, limit: int | None = None
 ) -> list[AggregateRow]:
     table = AGGREGATES[level]
-    query = sa.select(_model(level)).where(*where).order_by(table.c.day, table.c[level.column]).limit(limit)
+    path = [table.c[parent.column] for parent in level.parents]
+    query = (
+        sa.select(_model(level))
+        .where(*where)
+        .order_by(table.c.day, table.c[level.column], *path)
+        .limit(limit)
+    )
     return list((await session.scalars(query)).all())
 
 
-async def _placed(session: AsyncSession, level: Level, unit_id: str) -> AggregateRow | None:
-    """The unit's most recent aggregate row on any day: where it sits in the tree."""
+async def _place(
+    session: AsyncSession, principal: Principal, level: Level, unit_id: str, pins: Mapping[str, str]
+) -> AggregateRow | None:
+    """Where a unit the caller names sits: its latest row (any day) on a path inside ``pins``
+    (which hold the caller's bound). A unit with rows only elsewhere is FORBIDDEN (an admin
+    learns NOT_FOUND: not where the filter says); a unit with no rows at all is None for an
+    admin or an operator naming its own unit (zeros, nothing yet), FORBIDDEN for the others."""
     table = AGGREGATES[level]
-    query = (
-        sa.select(_model(level)).where(table.c[level.column] == unit_id).order_by(table.c.day.desc()).limit(1)
-    )
-    return (await session.scalars(query)).first()
+    named = table.c[level.column] == unit_id
+    inside = sa.select(_model(level)).where(named, *_where_pins(level, pins))
+    placed = (await session.scalars(inside.order_by(table.c.day.desc()).limit(1))).first()
+    if placed is not None:
+        return placed
+    if await session.scalar(sa.select(sa.exists().where(named))):
+        if principal.is_admin:
+            raise NotFound(f"{level.value} {unit_id} is not where the filter puts it")
+        raise Forbidden("not in your scope")
+    if principal.is_admin or principal_bound(principal).pinned() == {level.value: unit_id}:
+        return None
+    raise Forbidden("not in your scope")
+
+
+def _shared_scope(level: Level, rows: Sequence[AggregateRow]) -> ScopeFilter:
+    """The ids every row's path agrees on (a unit under two parents keeps only the common ones)."""
+    paths = [scope_of(level, row).pinned() for row in rows]
+    common = {name: value for name, value in paths[0].items() if all(p.get(name) == value for p in paths)}
+    return ScopeFilter(**{f"{name}_id": value for name, value in common.items()})
 
 
 def _bound_depth(principal: Principal) -> int:
@@ -121,33 +150,25 @@ async def kpis(
     level = Level(max(pins, key=LEVELS.index))
     unit_id = pins[level.value]
     table = AGGREGATES[level]
-    rows = await _rows(session, level, table.c.day == day, table.c[level.column] == unit_id)
-    placed = rows[0] if rows else await _placed(session, level, unit_id)
-    _ensure_unit_matches(principal, level, unit_id, placed, pins)
-    await verify_aggregates(session, [level], day, day, {level.value: unit_id})
+    rows = await _rows(session, level, table.c.day == day, *_where_pins(level, pins))
+    if rows:
+        where = _shared_scope(level, rows)
+    else:  # no activity that day: zeros, once the unit is known to be the caller's to ask for
+        placed = await _place(session, principal, level, unit_id, pins)
+        where = scope_of(level, placed) if placed else ScopeFilter(**{f"{k}_id": v for k, v in pins.items()})
+    await verify_aggregates(session, [level], day, day, pins)
     verify_rates(level, rows)
+    # a unit under two parents that day: the versions of the row with the latest record
+    latest = max(
+        rows, key=lambda row: (row.latest_at, tuple(scope_of(level, row).pinned().values())), default=None
+    )
     return KpiReport(
         day=day,
         level=level,
-        scope=scope_of(level, placed) if placed else ScopeFilter(**{f"{k}_id": v for k, v in pins.items()}),
-        counters=Counters.of(rows[0]) if rows else Counters(),
-        versions=versions_of(rows[0]) if rows else Versions(),
+        scope=where,
+        counters=sum((Counters.of(row) for row in rows), Counters()),
+        versions=versions_of(latest) if latest is not None else Versions(),
     )
-
-
-def _ensure_unit_matches(
-    principal: Principal, level: Level, unit_id: str, placed: AggregateRow | None, pins: Mapping[str, str]
-) -> None:
-    """Every id the caller pinned (its own bound included) must be one of the unit's parents."""
-    if placed is None:
-        if principal.is_admin or principal_bound(principal).pinned() == {level.value: unit_id}:
-            return
-        raise Forbidden("not in your scope")
-    for name, value in pins.items():
-        if getattr(placed, f"{name}_id") != value:
-            if principal.is_admin:
-                raise NotFound(f"{level.value} {unit_id} is not in {name} {value}")
-            raise Forbidden("not in your scope")
 
 
 async def _organisation_kpis(session: AsyncSession, day: date) -> KpiReport:
@@ -213,12 +234,9 @@ async def aggregates(
     pins = dict(principal_bound(principal).pinned())
     if scope_id is not None:
         check_id("scopeId", scope_id)
-        placed = await _placed(session, level, scope_id)
-        if placed is None and not principal.is_admin:
+        if pins.setdefault(level.value, scope_id) != scope_id:  # another unit at one's own level
             raise Forbidden("not in your scope")
-        if placed is not None and any(getattr(placed, f"{n}_id") != v for n, v in pins.items()):
-            raise Forbidden("not in your scope")
-        pins[level.value] = scope_id
+        await _place(session, principal, level, scope_id, pins)
     table = AGGREGATES[level]
     rows = await _rows(
         session, level, table.c.day.between(day_from, day_to), *_where_pins(level, pins), limit=max_rows + 1

@@ -425,22 +425,23 @@ def units_select(day: date, sql: Dialect) -> sa.Select[Any]:
 
 
 def aggregate_select(level: Level, day: date, built_at: datetime, sql: Dialect) -> sa.Select[Any]:
-    """One row per unit at ``level``, summed from the build's scope paths (``units_select``, the
-    day's snapshots only: P-05), in ``aggregate_columns`` order.
+    """One row per unit at ``level`` and path above it, summed from the build's scope paths
+    (``units_select``, the day's snapshots only: P-05), in ``aggregate_columns`` order.
 
-    The unit's versions, and its parents, are those of its latest snapshot (the
-    one whose latest record is the latest; ties: the greatest userId).
+    A unit seen under two parents that day (a reused id, a move) is one row under each: a
+    row never mixes two nodes of the tree. Its versions are those of its latest snapshot
+    (the one whose latest record is the latest; ties: the greatest userId).
     """
     u = UNITS.c
     b = _rollup(
         sql,
-        keys={"unit": u[level.column]},
+        keys={
+            **{parent.column: u[parent.column] for parent in level.parents},
+            "unit": u[level.column],
+        },
         values={name: u[name] for name in Counters.names()},
         latest=(u.latest_at, u.latest_user),
-        carried={
-            **{parent.column: u[parent.column] for parent in level.parents},
-            **{name: u[name] for name in VERSION_COLUMNS},
-        },
+        carried={name: u[name] for name in VERSION_COLUMNS},
     ).c
     return sa.select(
         sa.literal(day, sa.Date).label("day"),
