@@ -97,12 +97,26 @@ async def test_scope_filter_narrows_inside_the_callers_scope(gql, token, org):
     assert await user_ids(gql, token("admin"), {"regionId": "r_emea"}) == ["u_de1"]
 
 
+async def test_a_filter_may_name_the_callers_own_parents(gql, token, org):
+    # given: b_seoul lies in c_kr and r_apac
+    seoul = token("branch", branch_id="b_seoul")
+    # when / then: naming them narrows nothing away
+    assert await user_ids(gql, seoul, {"countryId": "c_kr"}) == ["u_kr1", "u_kr2"]
+    assert await user_ids(gql, token("country", country_id="c_kr"), {"regionId": "r_apac"}) == [
+        "u_kr1",
+        "u_kr2",
+        "u_kr3",
+    ]
+
+
 @pytest.mark.parametrize(
     ("role", "claims", "scope"),
     [
         ("branch", {"branch_id": "b_seoul"}, {"branchId": "b_busan"}),
         ("country", {"country_id": "c_kr"}, {"countryId": "c_jp"}),
         ("country", {"country_id": "c_kr"}, {"branchId": "b_tokyo"}),
+        ("branch", {"branch_id": "b_seoul"}, {"countryId": "c_jp"}),  # not its parent
+        ("country", {"country_id": "c_kr"}, {"regionId": "r_emea"}),
         ("region", {"region_id": "r_apac"}, {"teamId": "t_berlin_a"}),
     ],
 )

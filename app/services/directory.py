@@ -124,17 +124,24 @@ def check_can_read(principal: Principal, row: UserRow | None) -> UserRow:
 
 
 async def ensure_filter_in_tree(session: AsyncSession, principal: Principal, requested: ScopeFilter) -> None:
-    """A finer id than the principal's own (a branch for a country operator) must lie
-    under the principal's node; the directory knows the tree."""
+    """The ids a filter adds to the principal's own must agree with the tree the directory
+    knows: a finer id (a branch for a country operator) must not belong to users outside
+    the principal's node, and a coarser one (its own country, for a branch operator) must be
+    its node's parent. One probe; FORBIDDEN when either is contradicted."""
     bound = principal_bound(principal).pinned()
     if not bound:
         return
-    finer = {level: value for level, value in requested.pinned().items() if level not in bound}
-    if not finer:
-        return
-    outside = or_(*(_column(level) != value for level, value in bound.items()))
-    probe = select(exists().where(or_(*(_column(lv) == v for lv, v in finer.items())), outside))
-    if await session.scalar(probe):
+    depth = max(LEVELS.index(level) for level in bound)
+    added = {level: value for level, value in requested.pinned().items() if level not in bound}
+    finer = {level: value for level, value in added.items() if LEVELS.index(level) > depth}
+    coarser = {level: value for level, value in added.items() if LEVELS.index(level) < depth}
+    inside = and_(*(_column(level) == value for level, value in bound.items()))
+    contradictions = []
+    if finer:
+        contradictions.append(and_(or_(*(_column(lv) == v for lv, v in finer.items())), ~inside))
+    if coarser:
+        contradictions.append(and_(inside, or_(*(_column(lv) != v for lv, v in coarser.items()))))
+    if contradictions and await session.scalar(select(exists().where(or_(*contradictions)))):
         raise Forbidden("the requested scope is not inside yours")
 
 
