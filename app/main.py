@@ -15,7 +15,7 @@ import orjson
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
@@ -26,7 +26,7 @@ from strawberry.types.unset import UNSET, UnsetType
 
 from app.auth import principal_from_header
 from app.context import Context
-from app.errors import Unauthenticated
+from app.errors import SchemaMismatch, Unauthenticated
 from app.ids import request_ids
 from app.limits import live_body_limit
 from app.middleware import BodySizeLimit
@@ -41,6 +41,13 @@ log = logging.getLogger("trainer_console")
 
 
 _OVER_POST = frozenset({OperationType.QUERY, OperationType.MUTATION})
+
+
+def _bad_request(message: str) -> Response:
+    """A request that is not a GraphQL request at all (GraphQL over HTTP: 400), in the shape
+    of every other error, with the contract's code."""
+    body = {"errors": [{"message": message, "extensions": {"code": SchemaMismatch.code}}]}
+    return Response(orjson.dumps(body), status_code=400, media_type="application/json")
 
 
 # A caller's X-Request-Id is kept (audit entries and logs carry it) only when it looks like one.
@@ -86,18 +93,18 @@ class GraphQLApp(GraphQL[Context, None]):
         try:
             data = self.decode_json(await request.body())
         except json.JSONDecodeError:
-            return PlainTextResponse("Unable to parse request body as JSON", 400)
+            return _bad_request("Unable to parse request body as JSON")
         if isinstance(data, list):
-            return PlainTextResponse("Batching is not enabled", 400)
+            return _bad_request("Batching is not enabled")
         if not isinstance(data, dict):
-            return PlainTextResponse("The request body must be a JSON object", 400)
+            return _bad_request("The request body must be a JSON object")
         query, variables, operation_name = data.get("query"), data.get("variables"), data.get("operationName")
         if not isinstance(query, str) or not query:
-            return PlainTextResponse("No GraphQL query found in the request", 400)
+            return _bad_request("No GraphQL query found in the request")
         if variables is not None and not isinstance(variables, dict):
-            return PlainTextResponse("variables must be a JSON object", 400)
+            return _bad_request("variables must be a JSON object")
         if operation_name is not None and not isinstance(operation_name, str):
-            return PlainTextResponse("operationName must be a string", 400)
+            return _bad_request("operationName must be a string")
         context = await self.get_context(request, Response())
         try:
             result = await self.schema.execute(
@@ -108,9 +115,9 @@ class GraphQLApp(GraphQL[Context, None]):
                 allowed_operation_types=_OVER_POST,
             )
         except CannotGetOperationTypeError as exc:
-            return PlainTextResponse(exc.as_http_error_reason(), 400)
+            return _bad_request(exc.as_http_error_reason())
         except InvalidOperationTypeError as exc:
-            return PlainTextResponse(exc.as_http_error_reason("POST"), 400)
+            return _bad_request(exc.as_http_error_reason("POST"))
         body: dict[str, Any] = {"data": result.data}
         if result.errors:
             body["errors"] = [error.formatted for error in result.errors]

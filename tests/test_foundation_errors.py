@@ -94,6 +94,7 @@ async def test_malformed_requests_are_400_not_500(client, admin, body):
         headers={"content-type": "application/json", "Authorization": f"Bearer {admin}"},
     )
     assert response.status_code == 400
+    assert error_codes(response.json()) == ["E_SCHEMA_MISMATCH"]  # the shape of every other error
 
 
 async def test_the_media_type_is_case_insensitive(client, admin):
