@@ -22,6 +22,7 @@ from graphql import (
     FragmentSpreadNode,
     GraphQLError,
     InlineFragmentNode,
+    OperationDefinitionNode,
     SelectionSetNode,
     parse,
 )
@@ -154,5 +155,16 @@ class PreparedDocuments(SchemaExtension):
                 document,
                 id(schema),
                 lambda: _check_expansion(document, limit) or validate_document(schema, document, rules),
-            )
+            ) or _unnamed_choice(document, context._provided_operation_name)
         yield
+
+
+def _unnamed_choice(document: DocumentNode, operation_name: str | None) -> list[GraphQLError] | None:
+    """Strawberry runs the first of several operations when the request names none; the
+    GraphQL spec (GetOperation) says that request is an error."""
+    if operation_name is not None:
+        return None
+    operations = sum(isinstance(d, OperationDefinitionNode) for d in document.definitions)
+    if operations > 1:
+        return [GraphQLError("Must provide operation name if query contains multiple operations.")]
+    return None

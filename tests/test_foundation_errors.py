@@ -133,3 +133,10 @@ async def test_the_operation_name_picks_the_operation(gql, admin):
         headers={"Authorization": f"Bearer {admin}"},
     )
     assert response.json() == {"data": {"me": {"role": "ADMIN"}}}
+
+
+async def test_several_operations_and_no_operation_name_is_an_error(gql, admin):
+    # GraphQL's GetOperation: with several operations, the request must name one
+    body = await gql("query A { me { sub } } query B { me { role } }", as_=admin)
+    assert error_codes(body) == ["E_SCHEMA_MISMATCH"]
+    assert "operation name" in body["errors"][0]["message"]
