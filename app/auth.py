@@ -12,6 +12,7 @@ import jwt
 
 from app.errors import Unauthenticated
 from app.settings import Settings
+from app.validation import is_id
 
 
 class Role(StrEnum):
@@ -68,9 +69,8 @@ def issue_token(
 
 
 _VERIFIED_MAX = 4096
-# A scope claim names a node as the logs do (app.validation.check_id); sub is recorded as the
-# sender of every log and audit entry (128 characters, as the columns hold).
-_CLAIM_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}")
+# A scope claim names a node as the logs do (is_id); sub is recorded as the sender of every
+# log and audit entry (128 characters, as the columns hold).
 _CLAIM_SUB = re.compile(r"[^\x00-\x20\x7f\ud800-\udfff][^\x00-\x1f\x7f\ud800-\udfff]{0,127}")
 # (secret, token) -> (principal, exp): a token's signature is checked once, its expiry every time.
 _verified: dict[tuple[str, str], tuple[Principal, float]] = {}
@@ -114,7 +114,7 @@ def _verify(settings: Settings, token: str) -> tuple[Principal, float]:
         raise Unauthenticated(f"invalid token: role {role.value} needs the {needed} claim")
     scope = {k: claims.get(k) for k in ("regionId", "countryId", "branchId")}
     for name, value in scope.items():
-        if value is not None and not (isinstance(value, str) and _CLAIM_ID.fullmatch(value)):
+        if value is not None and not is_id(value):
             raise Unauthenticated(f"invalid token: {name} must be an id (letters, digits, '_ . : -')")
     if not isinstance(claims["sub"], str) or not _CLAIM_SUB.fullmatch(claims["sub"]):
         raise Unauthenticated("invalid token: sub must be 1-128 characters, no control characters")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import gc
 import json
 import logging
-import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
@@ -33,6 +32,7 @@ from app.middleware import BodySizeLimit
 from app.pubsub import Broker
 from app.services.ops.state import OpsRuntime
 from app.settings import Settings, get_settings
+from app.validation import is_id
 from graphql_schema.schema import build_schema
 from persistence.db import Database
 from resolvers.loaders import Loaders
@@ -50,12 +50,9 @@ def _bad_request(message: str) -> Response:
     return Response(orjson.dumps(body), status_code=400, media_type="application/json")
 
 
-# A caller's X-Request-Id is kept (audit entries and logs carry it) only when it looks like one.
-_REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}")
-
-
 def _request_id(header: str | None) -> str | None:
-    return header if header is not None and _REQUEST_ID.fullmatch(header) else None
+    """A caller's X-Request-Id is kept (audit entries and logs carry it) only when it is an id."""
+    return header if is_id(header) else None
 
 
 class GraphQLApp(GraphQL[Context, None]):

@@ -7,12 +7,16 @@ from datetime import UTC, datetime
 
 from app.errors import SchemaMismatch
 
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}$")
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}")
+
+
+def is_id(value: object) -> bool:
+    """Ids (users, scope nodes, request ids) are 1-128 characters of letters, digits and ``_ . : -``."""
+    return isinstance(value, str) and _ID.fullmatch(value) is not None
 
 
 def check_id(field: str, value: str) -> str:
-    """Ids are 1-128 characters of letters, digits and ``_ . : -``."""
-    if not isinstance(value, str) or not _ID.match(value):
+    if not is_id(value):
         raise SchemaMismatch(
             f"{field} must be 1-128 characters of letters, digits, '_', '.', ':' or '-'",
             field=field,

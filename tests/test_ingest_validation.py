@@ -81,6 +81,7 @@ REJECTED_ON_BOTH_FORMS = [
     ("events", put("eventId", "x" * 65), "E_SCHEMA_MISMATCH", "eventId"),
     ("events", drop("userId"), "E_SCHEMA_MISMATCH", "userId"),
     ("events", put("userId", ""), "E_SCHEMA_MISMATCH", "userId"),
+    ("events", put("userId", "u_kr1\n"), "E_SCHEMA_MISMATCH", "userId"),  # `$` once let this through
     ("events", put("scope.regionId", "r apac"), "E_SCHEMA_MISMATCH", "scope.regionId"),
     ("events", put("context.moduleId", "m/1"), "E_SCHEMA_MISMATCH", "context.moduleId"),
     ("interactions", drop("sessionId"), "E_SCHEMA_MISMATCH", "sessionId"),

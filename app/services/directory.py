@@ -129,9 +129,9 @@ async def ensure_filter_in_tree(session: AsyncSession, principal: Principal, req
     the principal's node, and a coarser one (its own country, for a branch operator) must be
     its node's parent. One probe; FORBIDDEN when either is contradicted."""
     bound = principal_bound(principal).pinned()
-    if not bound:
+    depth = bound_depth(principal)
+    if depth is None:
         return
-    depth = max(LEVELS.index(level) for level in bound)
     added = {level: value for level, value in requested.pinned().items() if level not in bound}
     finer = {level: value for level, value in added.items() if LEVELS.index(level) > depth}
     coarser = {level: value for level, value in added.items() if LEVELS.index(level) < depth}

@@ -43,7 +43,7 @@ from app.errors import DomainError, OutOfScope, SchemaMismatch, ScopeMissing, Ve
 from app.scope import LEVELS, Scope, bound_depth, ensure_can_write
 from app.services import directory
 from app.settings import Settings
-from app.validation import check_id
+from app.validation import check_id, is_id
 from persistence.models import EventLogRow, InteractionLogRow, SessionLogRow
 
 # Column sizes of migration 0002 and sanity bounds of the spec's "number" fields.
@@ -270,20 +270,12 @@ def _choice(value: object, name: str, allowed: frozenset[str]) -> str:
     return value
 
 
-def _is_id(value: str) -> bool:
-    try:
-        check_id("id", value)
-    except SchemaMismatch:
-        return False
-    return True
-
-
 def _reward_action(action: str | None) -> None:
     if action is not None:
         if _REWARD_XP.fullmatch(action):
             return
         kind, sep, badge = action.partition(":")
-        if kind == "badge" and sep and _is_id(badge):
+        if kind == "badge" and sep and is_id(badge):
             return
     raise SchemaMismatch(
         "a reward_claim event needs context.action 'xp:<non-negative integer>' or 'badge:<badge id>'",

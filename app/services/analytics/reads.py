@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import Principal
 from app.errors import Forbidden, NotFound, SchemaMismatch
-from app.scope import LEVELS, ScopeFilter, ensure_operator, narrow, principal_bound
+from app.scope import LEVELS, ScopeFilter, bound_depth, ensure_operator, narrow, principal_bound
 from app.services.analytics.check import verify_aggregates, verify_rates
 from app.services.analytics.rules import Counters, Level, RankBy, Versions
 from app.services.analytics.tables import AGGREGATES, BUILDS
@@ -123,18 +123,13 @@ def _shared_scope(level: Level, rows: Sequence[AggregateRow]) -> ScopeFilter:
     return ScopeFilter(**{f"{name}_id": value for name, value in common.items()})
 
 
-def _bound_depth(principal: Principal) -> int:
-    """How deep in the tree the caller is bound (-1: admin, everything)."""
-    pinned = principal_bound(principal).pinned()
-    return max((LEVELS.index(name) for name in pinned), default=-1)
-
-
 def _ensure_level_visible(principal: Principal, level: Level) -> None:
     ensure_operator(principal)
-    if level.depth < _bound_depth(principal):
+    depth = bound_depth(principal)
+    if depth is not None and level.depth < depth:
         raise Forbidden(
-            f"a {principal.role.value} operator sees {LEVELS[_bound_depth(principal)]} level and below "
-            f"inside its own {LEVELS[_bound_depth(principal)]}, not {level.value} level"
+            f"a {principal.role.value} operator sees {LEVELS[depth]} level and below "
+            f"inside its own {LEVELS[depth]}, not {level.value} level"
         )
 
 
