@@ -121,7 +121,7 @@ def ensure_can_write_about(
     depth = bound_depth(principal)
     if depth is None:
         return
-    ensure_can_write(principal, record)
+    # ``record`` itself is inside the bound: the record validator checked it (ensure_can_write)
     if placed is not None and not principal_bound(principal).contains(placed):
         raise OutOfScope("the user is outside what this principal may write")
     if unit_paths and record.path(depth) not in unit_paths:

@@ -29,6 +29,20 @@ def server(database_url):
         yield base
 
 
+@pytest.fixture
+def engine(database_url) -> str:
+    """The live server's quiz engine (unbounded: it may log a user anywhere)."""
+    return issue_token(make_settings(database_url), sub="quiz-engine", role=Role.ENGINE)
+
+
+@pytest.fixture
+def branch_operator(database_url) -> Any:
+    def make(branch_id: str) -> str:
+        return issue_token(make_settings(database_url), sub="op", role=Role.BRANCH, branch_id=branch_id)
+
+    return make
+
+
 async def next_data(ws):
     message = json.loads(await asyncio.wait_for(ws.recv(), 10))
     assert message["type"] == "next", message
@@ -67,11 +81,9 @@ async def log_quiz(http: httpx.AsyncClient, engine: str, payload: dict[str, Any]
     assert "errors" not in body, body
 
 
-async def test_a_subscribed_dashboard_receives_the_new_profile(server, database_url):
+async def test_a_subscribed_dashboard_receives_the_new_profile(server, engine, branch_operator):
     # given: a branch operator's dashboard subscribed to u_01, authenticated in connection_init
-    settings = make_settings(database_url)
-    operator = issue_token(settings, sub="op", role=Role.BRANCH, branch_id="b_seoul")
-    engine = issue_token(settings, sub="quiz-engine", role=Role.ENGINE)
+    operator = branch_operator("b_seoul")
     async with httpx.AsyncClient(base_url=server) as http:
         await log_quiz(http, engine, with_context(QUIZ))
         async with subscribed(server, operator, "u_01") as ws:
@@ -87,10 +99,8 @@ async def test_a_subscribed_dashboard_receives_the_new_profile(server, database_
     }
 
 
-async def test_a_subscription_outside_ones_scope_is_forbidden(server, database_url):
-    settings = make_settings(database_url)
-    engine = issue_token(settings, sub="quiz-engine", role=Role.ENGINE)
-    other_branch = issue_token(settings, sub="op", role=Role.BRANCH, branch_id="b_busan")
+async def test_a_subscription_outside_ones_scope_is_forbidden(server, engine, branch_operator):
+    other_branch = branch_operator("b_busan")
     async with httpx.AsyncClient(base_url=server) as http:
         await log_quiz(http, engine, with_context(QUIZ))
     async with subscribed(server, other_branch, "u_01") as ws:
@@ -98,11 +108,9 @@ async def test_a_subscription_outside_ones_scope_is_forbidden(server, database_u
     assert codes == ["FORBIDDEN"]
 
 
-async def test_a_subscription_ends_forbidden_when_the_user_leaves_ones_scope(server, database_url):
+async def test_a_subscription_ends_forbidden_when_the_user_leaves_ones_scope(server, engine, branch_operator):
     # given: a Seoul operator subscribed to u_01, who works in Seoul
-    settings = make_settings(database_url)
-    engine = issue_token(settings, sub="quiz-engine", role=Role.ENGINE)
-    seoul = issue_token(settings, sub="op", role=Role.BRANCH, branch_id="b_seoul")
+    seoul = branch_operator("b_seoul")
     async with httpx.AsyncClient(base_url=server) as http:
         await log_quiz(http, engine, with_context(QUIZ))
         async with subscribed(server, seoul, "u_01") as ws:

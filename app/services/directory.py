@@ -71,12 +71,11 @@ _PLACEMENT_CHUNK = 1000
 _USER_SCOPES = select(UserRow.user_id, *(_column(level) for level in LEVELS))  # type: ignore[call-overload]
 
 
-def _placement_queries(principal: Principal, user_ids: Iterable[str]) -> list[Any] | None:
-    """The statements behind ``Placements`` (None: an unbounded sender, nothing to check):
-    the unit's distinct paths first, then the users' scopes in chunks."""
+def _placement_queries(principal: Principal, user_ids: Iterable[str]) -> list[Any]:
+    """The statements behind ``Placements`` for a bounded sender: the unit's distinct paths
+    first, then the users' scopes in chunks."""
     depth = bound_depth(principal)
-    if depth is None:
-        return None
+    assert depth is not None, "only a bounded sender's batch is placed"
     level = LEVELS[depth]
     path = [_column(name) for name in LEVELS[: depth + 1]]
     unit = getattr(principal, f"{level}_id")
@@ -97,21 +96,15 @@ def _placements(principal: Principal, results: list[Any]) -> Placements:
     )
 
 
-async def placements(
-    session: AsyncSession, principal: Principal, user_ids: Iterable[str]
-) -> Placements | None:
-    """For a bounded sender's batch (None for the others: they may write anywhere)."""
+async def placements(session: AsyncSession, principal: Principal, user_ids: Iterable[str]) -> Placements:
+    """For a bounded sender's batch (``bound_depth`` is not None; the others write anywhere)."""
     queries = _placement_queries(principal, user_ids)
-    if queries is None:
-        return None
     return _placements(principal, [(await session.execute(query)).all() for query in queries])
 
 
-def placements_sync(conn: Connection, principal: Principal, user_ids: Iterable[str]) -> Placements | None:
+def placements_sync(conn: Connection, principal: Principal, user_ids: Iterable[str]) -> Placements:
     """``placements`` inside the group-commit writer's transaction."""
     queries = _placement_queries(principal, user_ids)
-    if queries is None:
-        return None
     return _placements(principal, [conn.execute(query).all() for query in queries])
 
 

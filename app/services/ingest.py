@@ -913,8 +913,6 @@ async def _check_bounds(
     valid = [(index, row) for index, row in enumerate(verdicts) if not isinstance(row, RecordError)]
     async with session.begin():
         placements = await directory.placements(session, principal, (row["user_id"] for _, row in valid))
-    if placements is None:
-        return
     key_column = _TARGETS[kind].key_column
     for index, row in valid:
         try:

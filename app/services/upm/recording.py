@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from app.auth import Principal
 from app.errors import SchemaMismatch
 from app.ids import uuid_ids
-from app.scope import Scope
+from app.scope import Scope, bound_depth
 from app.services import audit, directory, ingest
 from app.services.upm import payloads
 from app.services.upm import rules as formulas
@@ -519,10 +519,11 @@ def _check_bounds(conn: Connection, jobs: list[Job]) -> None:
     for job in jobs:
         by_sender.setdefault(job.principal, []).append(job)
     for principal, owned in by_sender.items():
+        if bound_depth(principal) is None:
+            continue
         placements = directory.placements_sync(conn, principal, [job.plan.result.user_id for job in owned])
-        if placements is not None:
-            for job in owned:
-                placements.check(job.plan.result.user_id, job.plan.scope)
+        for job in owned:
+            placements.check(job.plan.result.user_id, job.plan.scope)
 
 
 @contextmanager
