@@ -21,6 +21,7 @@ from graphql import (
     FragmentDefinitionNode,
     FragmentSpreadNode,
     GraphQLError,
+    GraphQLSchema,
     InlineFragmentNode,
     OperationDefinitionNode,
     SelectionSetNode,
@@ -151,18 +152,36 @@ class PreparedDocuments(SchemaExtension):
             schema = context.schema._schema
             rules = (*context.validation_rules, *self.documents.extra_rules)
             limit = self.documents.max_expanded_fields
+            named = context._provided_operation_name is not None
             context.pre_execution_errors = self.documents.validations.get(
                 document,
-                id(schema),
-                lambda: _check_expansion(document, limit) or validate_document(schema, document, rules),
-            ) or _unnamed_choice(document, context._provided_operation_name)
+                (id(schema), named),
+                lambda: _validate(schema, document, rules, limit, named),
+            )
         yield
 
 
-def _unnamed_choice(document: DocumentNode, operation_name: str | None) -> list[GraphQLError] | None:
+def _validate(
+    schema: GraphQLSchema,
+    document: DocumentNode,
+    rules: tuple[type[ASTValidationRule], ...],
+    limit: int,
+    named: bool,
+) -> list[GraphQLError]:
+    """Always a list, ``[]`` when valid: ``None`` tells Strawberry that no extension validated,
+    and it would validate the whole document again on every request."""
+    return (
+        _check_expansion(document, limit)
+        or validate_document(schema, document, rules)
+        or _unnamed_choice(document, named)
+        or []
+    )
+
+
+def _unnamed_choice(document: DocumentNode, named: bool) -> list[GraphQLError] | None:
     """Strawberry runs the first of several operations when the request names none; the
     GraphQL spec (GetOperation) says that request is an error."""
-    if operation_name is not None:
+    if named:
         return None
     operations = sum(isinstance(d, OperationDefinitionNode) for d in document.definitions)
     if operations > 1:
