@@ -22,9 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import re
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -39,6 +36,8 @@ from app.main import create_app
 from app.services.upm import recording
 from app.services.upm_ruleset import DEFAULT_UPM_RULESET
 from app.settings import Settings
+from bench.inprocess import instructions as counting_instructions
+from bench.inprocess import post
 from bench.upm import LOG_SCENARIO, RAISE_LIMITS, SECRET, fresh_database, scenario
 from graphql_schema.documents import Documents
 from graphql_schema.hooks import LeanExtensionsRunner
@@ -108,32 +107,6 @@ def bench_plan(logs: int = 2000) -> None:
     print(f"plan one logScenario: {_figures(times)}")
 
 
-async def _post(app: Any, body: bytes, token: str) -> None:
-    headers = [
-        (b"content-type", b"application/json"),
-        (b"authorization", b"Bearer " + token.encode()),
-        (b"content-length", str(len(body)).encode()),
-    ]
-    scope = {"type": "http", "method": "POST", "path": "/graphql", "query_string": b"", "headers": headers}
-    sent: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    await app(scope, receive, send)
-    if sent[0]["status"] != 200 or b'"errors"' in sent[1]["body"]:
-        raise SystemExit(f"request failed: {sent}")
-
-
-def _callgrind(*args: str) -> str:
-    """Ask the callgrind this process runs under (valgrind's tool) to do something."""
-    command = ["callgrind_control", *args, str(os.getpid())]
-    return subprocess.run(command, capture_output=True, text=True, check=True).stdout
-
-
 async def _requests(
     settings: Settings, clients: int, per_client: int, rounds: int, instructions: bool
 ) -> list[float]:
@@ -145,19 +118,17 @@ async def _requests(
         for i in range(per_client):
             user = (round_ * clients * per_client + n * per_client + i) % 1000
             body = json.dumps({"query": LOG_SCENARIO, "variables": {"input": scenario(user, i)}})
-            await _post(app, body.encode(), engines[n])
+            await post(app, body.encode(), engines[n])
 
     times = []
     async with app.router.lifespan_context(app):
-        await _post(app, json.dumps({"query": RAISE_LIMITS}).encode(), admin)
+        await post(app, json.dumps({"query": RAISE_LIMITS}).encode(), admin)
         await asyncio.gather(*(client(n, 0) for n in range(clients)))  # warm-up: the 1,000 users
         if instructions:
-            _callgrind("--instr=on")
-            await asyncio.gather(*(client(n, 1) for n in range(clients)))
-            per_thread = re.findall(r"Th\s+\d+\s+([\d,]+)", _callgrind("-e"))
-            counted = sum(int(n.replace(",", "")) for n in per_thread)
-            _callgrind("--instr=off")
-            print(f"logScenario request: {counted / (clients * per_client):,.0f} instructions per log")
+            with counting_instructions() as counted:
+                await asyncio.gather(*(client(n, 1) for n in range(clients)))
+            per_log = counted.instructions / (clients * per_client)
+            print(f"logScenario request: {per_log:,.0f} instructions per log")
         for round_ in range(1, rounds + 1):
             start = time.process_time()
             await asyncio.gather(*(client(n, round_) for n in range(clients)))
