@@ -10,7 +10,7 @@ or a user the caller cannot read (unknown users too, so nothing leaks).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, select
@@ -42,11 +42,6 @@ class LogFilter:
     since: datetime | None = None
     until: datetime | None = None
     scope: ScopeFilter | None = None
-
-
-def as_utc(value: datetime) -> datetime:
-    """SQLite hands timestamps back without their zone; they were stored in UTC."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _instant(name: str, value: datetime | None) -> datetime | None:
@@ -155,7 +150,6 @@ async def list_sessions(
 
 __all__ = [
     "LogFilter",
-    "as_utc",
     "list_events",
     "list_interactions",
     "list_sessions",

@@ -19,7 +19,7 @@ from app.pagination import Page
 from app.scope import Scope
 from app.services.ingest.storage import BatchOutcome, RecordStatus
 from app.services.ingest.validation import RecordError
-from app.services.logs import as_utc
+from app.times import as_utc
 from graphql_schema.types.common import PageInfo, ScopeType
 from persistence.models import EventLogRow, InteractionLogRow, SessionLogRow
 
