@@ -47,7 +47,7 @@ from sqlalchemy.engine import make_url
 from sqlmodel import SQLModel
 
 from app.auth import Principal, Role, issue_token
-from app.services.ingest import LogKind, RecordError, validate_batch
+from app.services.ingest.validation import LogKind, RecordError, validate_batch
 from app.settings import Settings
 from persistence.db import Database
 from persistence.migrate import migrate

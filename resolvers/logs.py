@@ -9,8 +9,9 @@ import strawberry
 from strawberry.scalars import JSON
 
 from app.auth import Role
-from app.services import ingest, logs
-from app.services.ingest import LogKind
+from app.services import logs
+from app.services.ingest.storage import log_batch
+from app.services.ingest.validation import LogKind
 from graphql_schema.info import Info
 from graphql_schema.permissions import OPERATORS, allow
 from graphql_schema.types.common import ScopeFilterInput
@@ -44,7 +45,7 @@ async def _log(
 ) -> LogBatchResult:
     ctx = info.context
     async with ctx.db.session() as session:
-        outcome = await ingest.log_batch(
+        outcome = await log_batch(
             session,
             ctx.principal,
             kind,

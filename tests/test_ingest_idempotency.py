@@ -6,10 +6,28 @@ import asyncio
 
 import pytest
 
-from app.services import ingest
+from app.services.ingest import storage
 from tests.log_records import FACTORIES, KINDS, event, logged, stored_events
 
 CONFLICT = "eventId already stored with different content"
+
+
+@pytest.fixture
+def stale_first_read(monkeypatch):
+    """Call it to make the next read of stored ids miss what a concurrent sender just committed."""
+
+    def arm():
+        real = storage._stored_hashes
+        calls = 0
+
+        async def stale_once(session, target, keys):
+            nonlocal calls
+            calls += 1
+            return {} if calls == 1 else await real(session, target, keys)
+
+        monkeypatch.setattr(storage, "_stored_hashes", stale_once)
+
+    return arm
 
 
 @pytest.mark.parametrize("kind", list(KINDS))
@@ -119,18 +137,10 @@ async def test_concurrent_conflicting_sends_store_one_version(gql, admin):
     assert {e["eventType"] for e in stored} == {winner}
 
 
-async def test_a_lost_race_is_settled_by_rechecking_what_was_stored(gql, admin, monkeypatch):
+async def test_a_lost_race_is_settled_by_rechecking_what_was_stored(gql, admin, stale_first_read):
     # given: the first read of stored ids misses rows a concurrent sender just committed
     await logged(gql, admin, "events", [event(1), event(2)])
-    real = ingest._stored_hashes
-    calls = 0
-
-    async def stale_once(session, target, keys):
-        nonlocal calls
-        calls += 1
-        return {} if calls == 1 else await real(session, target, keys)
-
-    monkeypatch.setattr(ingest, "_stored_hashes", stale_once)
+    stale_first_read()
     # when: a batch with a re-send, a conflict and a new record
     result = await logged(
         gql, admin, "events", [event(1), event(2, eventType="login"), event(3)], partial=True
@@ -146,18 +156,10 @@ async def test_a_lost_race_is_settled_by_rechecking_what_was_stored(gql, admin, 
     ]
 
 
-async def test_a_lost_race_with_a_conflict_rolls_back_an_all_or_nothing_batch(gql, admin, monkeypatch):
+async def test_a_lost_race_with_a_conflict_rolls_back_an_all_or_nothing_batch(gql, admin, stale_first_read):
     # given
     await logged(gql, admin, "events", [event(1)])
-    real = ingest._stored_hashes
-    calls = 0
-
-    async def stale_once(session, target, keys):
-        nonlocal calls
-        calls += 1
-        return {} if calls == 1 else await real(session, target, keys)
-
-    monkeypatch.setattr(ingest, "_stored_hashes", stale_once)
+    stale_first_read()
     # when
     result = await logged(gql, admin, "events", [event(2), event(1, eventType="login")])
     # then: the new record written before the conflict showed up is rolled back

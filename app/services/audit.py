@@ -58,6 +58,7 @@ from app.auth import Principal
 from app.errors import Forbidden, SchemaMismatch
 from app.pagination import Page, decode_cursor, encode_cursor
 from app.settings import Settings
+from app.times import as_utc
 from app.validation import check_instant, check_page_size
 from persistence.models import AuditEntryRow, AuditHeadRow
 from persistence.models.audit import HEAD_ID
@@ -110,11 +111,6 @@ def category_of(action: str) -> str:
 
 
 # --- canonical form and keys ------------------------------------------------------------------
-
-
-def as_utc(value: datetime) -> datetime:
-    """A timestamp without a zone is UTC: SQLite hands stored UTC back without one."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def iso_utc(value: datetime) -> str:
@@ -472,7 +468,6 @@ __all__ = [
     "AuditAction",
     "AuditFilter",
     "Verification",
-    "as_utc",
     "category_of",
     "entry_hash",
     "list_entries",

@@ -10,8 +10,8 @@ or a user the caller cannot read (unknown users too, so nothing leaks).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any, TypeVar
+from datetime import datetime
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -44,11 +44,6 @@ class LogFilter:
     scope: ScopeFilter | None = None
 
 
-def as_utc(value: datetime) -> datetime:
-    """SQLite hands timestamps back without their zone; they were stored in UTC."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
 def _instant(name: str, value: datetime | None) -> datetime | None:
     return None if value is None else check_instant(name, value, zone_required=True)
 
@@ -68,94 +63,69 @@ async def _ensure_may_filter(session: AsyncSession, principal: Principal, filter
     return effective
 
 
-async def _list(
-    session: AsyncSession,
-    principal: Principal,
-    model: type[LogRow],
-    kind_column: str,
-    time_column: str,
-    filter_: LogFilter,
-    first: int,
-    after: str | None,
-    max_page_size: int,
-) -> Page[LogRow]:
-    check_page_size(first, max_page_size)
-    effective = await _ensure_may_filter(session, principal, filter_)
-    table: Any = model
-    since = _instant("from", filter_.since)
-    until = _instant("to", filter_.until)
-    where: list[ColumnElement[bool]] = [
-        getattr(table, f"{level}_id") == value for level, value in effective.pinned().items()
-    ]
-    if filter_.user_id is not None:
-        where.append(table.user_id == filter_.user_id)
-    if filter_.kind is not None:
-        where.append(getattr(table, kind_column) == filter_.kind)
-    if filter_.session_id is not None:
-        where.append(table.session_id == filter_.session_id)
-    # The day bounds let the (day, user_id) index narrow the scan; the instants decide.
-    if since is not None:
-        where += [getattr(table, time_column) >= since, table.day >= since.date()]
-    if until is not None:
-        where += [getattr(table, time_column) < until, table.day <= until.date()]
-    kind = model.__tablename__
-    if after is not None:
-        key = decode_cursor(str(kind), after)
-        if not key.isdigit():
-            raise SchemaMismatch("after is not a valid cursor", field="after")
-        where.append(table.seq > int(key))
-    query = select(model).where(*where).order_by(table.seq).limit(first + 1)
-    rows = list((await session.scalars(query)).all())
-    has_next = len(rows) > first
-    rows = rows[:first]
-    return Page(rows, [encode_cursor(str(kind), str(row.seq)) for row in rows], has_next)
+@dataclass(frozen=True, slots=True)
+class _LogList(Generic[LogRow]):
+    """Lists one raw-log table in the caller's scope, oldest first (cursor: seq). Called as a
+    function: ``list_events(session, principal, filter_, first, after, max_page_size)``.
+
+    ``kind_column`` is what ``LogFilter.kind`` matches; ``time_column`` is the instant the time
+    range applies to."""
+
+    model: type[LogRow]
+    kind_column: str
+    time_column: str
+
+    async def __call__(
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        filter_: LogFilter,
+        first: int,
+        after: str | None,
+        max_page_size: int,
+    ) -> Page[LogRow]:
+        check_page_size(first, max_page_size)
+        effective = await _ensure_may_filter(session, principal, filter_)
+        table: Any = self.model
+        since = _instant("from", filter_.since)
+        until = _instant("to", filter_.until)
+        where: list[ColumnElement[bool]] = [
+            getattr(table, f"{level}_id") == value for level, value in effective.pinned().items()
+        ]
+        if filter_.user_id is not None:
+            where.append(table.user_id == filter_.user_id)
+        if filter_.kind is not None:
+            where.append(getattr(table, self.kind_column) == filter_.kind)
+        if filter_.session_id is not None:
+            where.append(table.session_id == filter_.session_id)
+        # The day bounds let the (day, user_id) index narrow the scan; the instants decide.
+        if since is not None:
+            where += [getattr(table, self.time_column) >= since, table.day >= since.date()]
+        if until is not None:
+            where += [getattr(table, self.time_column) < until, table.day <= until.date()]
+        kind = self.model.__tablename__
+        if after is not None:
+            key = decode_cursor(str(kind), after)
+            if not key.isdigit():
+                raise SchemaMismatch("after is not a valid cursor", field="after")
+            where.append(table.seq > int(key))
+        query = select(self.model).where(*where).order_by(table.seq).limit(first + 1)
+        rows = list((await session.scalars(query)).all())
+        has_next = len(rows) > first
+        rows = rows[:first]
+        return Page(rows, [encode_cursor(str(kind), str(row.seq)) for row in rows], has_next)
 
 
-async def list_events(
-    session: AsyncSession,
-    principal: Principal,
-    filter_: LogFilter,
-    first: int,
-    after: str | None,
-    max_page_size: int,
-) -> Page[EventLogRow]:
-    """event_log rows in the caller's scope, oldest first (cursor: seq)."""
-    return await _list(
-        session, principal, EventLogRow, "event_type", "ts", filter_, first, after, max_page_size
-    )
-
-
-async def list_interactions(
-    session: AsyncSession,
-    principal: Principal,
-    filter_: LogFilter,
-    first: int,
-    after: str | None,
-    max_page_size: int,
-) -> Page[InteractionLogRow]:
-    """interaction_log rows in the caller's scope, oldest first (cursor: seq)."""
-    return await _list(
-        session, principal, InteractionLogRow, "engine", "ts", filter_, first, after, max_page_size
-    )
-
-
-async def list_sessions(
-    session: AsyncSession,
-    principal: Principal,
-    filter_: LogFilter,
-    first: int,
-    after: str | None,
-    max_page_size: int,
-) -> Page[SessionLogRow]:
-    """session_log rows in the caller's scope, oldest first (cursor: seq; time: endTime)."""
-    return await _list(
-        session, principal, SessionLogRow, "engine", "end_time", filter_, first, after, max_page_size
-    )
+list_events = _LogList(EventLogRow, "event_type", "ts")
+"""event_log rows in the caller's scope, oldest first (cursor: seq)."""
+list_interactions = _LogList(InteractionLogRow, "engine", "ts")
+"""interaction_log rows in the caller's scope, oldest first (cursor: seq)."""
+list_sessions = _LogList(SessionLogRow, "engine", "end_time")
+"""session_log rows in the caller's scope, oldest first (cursor: seq; time: endTime)."""
 
 
 __all__ = [
     "LogFilter",
-    "as_utc",
     "list_events",
     "list_interactions",
     "list_sessions",

@@ -26,7 +26,7 @@ from app.services.analytics import (
 )
 from app.services.analytics.insights import QuizResult
 from app.services.analytics.rules import quiz_score
-from app.services.logs import as_utc
+from app.times import as_utc
 from graphql_schema.types.common import ScopeType
 from graphql_schema.types.logs import LogVersion, SessionLog
 from persistence.models import AggregateRow, SnapshotDailyUserRow

@@ -8,7 +8,8 @@ import strawberry
 from strawberry.scalars import JSON
 
 from app.pagination import Page
-from app.services.audit import Verification, as_utc, category_of
+from app.services.audit import Verification, category_of
+from app.times import as_utc
 from graphql_schema.types.common import PageInfo
 from persistence.models import AuditEntryRow
 

@@ -1,7 +1,7 @@
 """Raw-log types (data-layer §3.1-3.3): the typed inputs, the batch answer and the read types.
 
 The typed inputs declare every field nullable on purpose: presence is decided
-by the shared validator (app.services.ingest), so a record missing its scope
+by the shared validator (app.services.ingest.validation), so a record missing its scope
 gets E_SCOPE_MISSING on its own index in both argument forms, instead of a
 GraphQL error for the whole request. Field descriptions say what is required.
 """
@@ -17,8 +17,9 @@ from strawberry.utils.str_converters import to_camel_case
 
 from app.pagination import Page
 from app.scope import Scope
-from app.services.ingest import BatchOutcome, RecordError, RecordStatus
-from app.services.logs import as_utc
+from app.services.ingest.storage import BatchOutcome, RecordStatus
+from app.services.ingest.validation import RecordError
+from app.times import as_utc
 from graphql_schema.types.common import PageInfo, ScopeType
 from persistence.models import EventLogRow, InteractionLogRow, SessionLogRow
 

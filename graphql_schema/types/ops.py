@@ -23,7 +23,8 @@ from app.services.ops.diagnostics import DiagnosticsReport, SlowQuery
 from app.services.ops.health import EngineHealth, HealthReport, Heartbeat
 from app.services.ops.releases import ReleaseView, Rollback
 from app.services.ops.rulesets import ReloadResult, RulesetView
-from app.services.ops.values import ActiveRuleset, Limits, ModelConfig, Stamp, Toggle, as_utc
+from app.services.ops.values import ActiveRuleset, Limits, ModelConfig, Stamp, Toggle
+from app.times import as_utc
 from graphql_schema.permissions import allow
 
 RulesetTypeEnum = strawberry.enum(

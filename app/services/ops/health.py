@@ -28,7 +28,8 @@ from app.services.ops.catalog import (
 )
 from app.services.ops.diagnostics import DiagnosticsReport, report
 from app.services.ops.state import OpsRuntime
-from app.services.ops.values import ActiveRuleset, as_utc
+from app.services.ops.values import ActiveRuleset
+from app.times import as_utc
 from persistence.models.ops import EngineHeartbeatRow
 
 log = logging.getLogger("trainer_console.ops")

@@ -26,7 +26,8 @@ from app.services.ops import policy
 from app.services.ops.catalog import ACTION_HOT_RELOAD, ACTION_UPLOAD_RULESET, RulesetState, RulesetType
 from app.services.ops.documents import content_hash, validate_document
 from app.services.ops.state import OpsRuntime
-from app.services.ops.values import ActiveRuleset, as_utc
+from app.services.ops.values import ActiveRuleset
+from app.times import as_utc
 from app.validation import check_id, check_page_size
 from persistence.models.ops import ActiveRulesetRow, RulesetRow
 

@@ -34,9 +34,9 @@ from app.services.ops.values import (
     OpsSnapshot,
     Stamp,
     Toggle,
-    as_utc,
 )
 from app.settings import Settings
+from app.times import as_utc
 from persistence.db import Database, create_engine
 from persistence.models.ops import (
     ActiveRulesetRow,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from app.errors import SchemaMismatch
@@ -24,11 +24,6 @@ from app.services.ops.catalog import (
     RulesetState,
     RulesetType,
 )
-
-
-def as_utc(value: datetime) -> datetime:
-    """SQLite hands timestamps back without a zone; they were stored as UTC."""
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,7 +29,8 @@ from app.auth import Principal
 from app.errors import SchemaMismatch
 from app.ids import uuid_ids
 from app.scope import Scope, bound_depth
-from app.services import audit, directory, ingest
+from app.services import audit, directory
+from app.services.ingest.validation import RecordValidator
 from app.services.upm import payloads
 from app.services.upm import rules as formulas
 from app.services.upm.payloads import LearningResult, MissionResult, QuizResult, Result, ScenarioResult
@@ -107,7 +108,7 @@ def plan(
 ) -> Plan:
     """Validate a log and decide its writes: scope, version, fields, then the sender's bound."""
     now = now or datetime.now(UTC)
-    validator = ingest.RecordValidator(principal, settings.event_types, now)
+    validator = RecordValidator(principal, settings.event_types, now)
     region, country, branch, team = validator.scope(payload)
     validator.version(payload)
     result = KINDS[kind](payload)
