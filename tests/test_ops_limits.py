@@ -1,4 +1,4 @@
-"""The ops §6 limits are enforced, not just stored (see app.limits for what each counts)."""
+"""The ops §6 limits are enforced, not just stored (see app.services.ops.enforcement for what each counts)."""
 
 from __future__ import annotations
 
