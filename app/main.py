@@ -24,18 +24,18 @@ from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET, UnsetType
 
 from app.auth import principal_from_header
-from app.context import Context
 from app.errors import SchemaMismatch, Unauthenticated
 from app.ids import request_ids
-from app.limits import live_body_limit
 from app.middleware import BodySizeLimit
 from app.pubsub import Broker
+from app.services.ops.limits import live_body_limit
 from app.services.ops.state import OpsRuntime
 from app.settings import Settings, get_settings
 from app.validation import is_id
+from graphql_schema.context import Context
+from graphql_schema.loaders import Loaders
 from graphql_schema.schema import build_schema
 from persistence.db import Database
-from resolvers.loaders import Loaders
 
 log = logging.getLogger("trainer_console")
 

@@ -31,7 +31,6 @@ import uvloop
 from strawberry.extensions.runner import SchemaExtensionsRunner
 
 from app.auth import Principal, Role, issue_token
-from app.limits import OperationGuard
 from app.main import create_app
 from app.services.upm import recording
 from app.services.upm_ruleset import DEFAULT_UPM_RULESET
@@ -40,6 +39,7 @@ from bench.inprocess import instructions as counting_instructions
 from bench.inprocess import post
 from bench.upm import LOG_SCENARIO, RAISE_LIMITS, SECRET, fresh_database, scenario
 from graphql_schema.documents import Documents
+from graphql_schema.guard import OperationGuard
 from graphql_schema.hooks import LeanExtensionsRunner
 
 ROUNDS = 20

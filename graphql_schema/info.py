@@ -4,6 +4,6 @@ from __future__ import annotations
 
 import strawberry
 
-from app.context import Context
+from graphql_schema.context import Context
 
 Info = strawberry.Info[Context, None]

@@ -1,10 +1,11 @@
-"""The ops §6 limits are enforced, not just stored (see app.limits for what each counts)."""
+"""The ops §6 limits are enforced, not just stored (see app.services.ops.enforcement for what each counts)."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any
 
+from app.services.ops.enforcement import FALLBACK_LIMITS
 from tests.conftest import GraphQLClient, error_codes
 
 UPDATE_LIMITS = """
@@ -228,3 +229,11 @@ async def test_limit_checks_and_settings_reads_send_no_sql_of_their_own(gql, tok
     # then: served from the worker's settings cache; the version check used the ops pool
     assert "errors" not in body
     assert sql_statements.statements == []
+
+
+async def test_the_fallback_limits_are_those_a_new_installation_starts_with(gql, admin):
+    # given: a fresh database (migration 0005 seeds the limits with its own literals)
+    # when
+    body = await gql("{ limits { aiCallsPerMinute fileUploadLimitMb maxConcurrentSessions } }", as_=admin)
+    # then: a worker that has not read its settings yet enforces the same figures
+    assert body["data"]["limits"] == FALLBACK_LIMITS.to_json()

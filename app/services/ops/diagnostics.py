@@ -1,6 +1,6 @@
 """Diagnostics (ops §5.2) measured by the server itself, in memory, per worker process.
 
-``app.limits.OperationGuard`` times every query and mutation and hands the outcome to
+``graphql_schema.guard.OperationGuard`` times every query and mutation and hands the outcome to
 ``OperationMetrics``, which keeps the last ``TRAINER_OPS_DIAGNOSTICS_WINDOW_SECONDS`` in
 short buckets: a constant amount of work per operation and bounded memory.
 """

@@ -1,6 +1,6 @@
 """Ruleset documents: their schema per engine type and their content hash.
 
-Kept free of database and GraphQL imports: migration 0005 uses it to seed the default ruleset.
+Kept free of database and GraphQL imports.
 """
 
 from __future__ import annotations

@@ -1,8 +1,13 @@
-"""Limits (ops §6): the stored values; ``app.limits`` enforces them on every operation."""
+"""Limits (ops §6): the stored values, read, updated and (for the body size) put in force.
+
+``app.services.ops.enforcement`` says what each limit counts and holds the per-principal
+counters; ``graphql_schema.guard`` charges them on every query and mutation.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,6 +17,8 @@ from app.services.ops.catalog import ACTION_UPDATE_LIMITS, SETTING_LIMITS
 from app.services.ops.state import OpsRuntime
 from app.services.ops.values import Limits, Stamp, patch_limits
 from persistence.models.ops import OpsSettingRow
+
+log = logging.getLogger("trainer_console.limits")
 
 
 async def read(ops: OpsRuntime) -> tuple[Limits, Stamp]:
@@ -40,3 +47,16 @@ async def update(
             request_id=request_id,
         )
     return after, stamp
+
+
+def live_body_limit(ops: OpsRuntime) -> Callable[[], Awaitable[int | None]]:
+    """The body-size limit in force (fileUploadLimitMb), for BodySizeLimit; None if unknown."""
+
+    async def limit() -> int | None:
+        try:
+            return (await ops.current()).limits.file_upload_limit_bytes
+        except Exception:  # the static ceiling still applies; never fail a request on this
+            log.warning("fileUploadLimitMb unavailable; only TRAINER_MAX_BODY_BYTES applies", exc_info=True)
+            return None
+
+    return limit

@@ -24,9 +24,9 @@ from sqlalchemy import event, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
-from app.limits import ConcurrencyGate, RateLimiter
 from app.services.ops.catalog import SETTING_LIMITS, SETTING_MODEL_CONFIG, RulesetState, RulesetType
 from app.services.ops.diagnostics import OperationMetrics, ProcessSampler
+from app.services.ops.enforcement import ConcurrencyGate, RateLimiter
 from app.services.ops.values import (
     ActiveRuleset,
     Limits,

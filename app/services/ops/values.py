@@ -64,7 +64,7 @@ class ModelConfig:
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """§6: what engines may consume (see app.limits for what each counts)."""
+    """§6: what engines may consume (see app.services.ops.enforcement for what each counts)."""
 
     ai_calls_per_minute: int
     file_upload_limit_mb: int

@@ -4,6 +4,10 @@ release_history, engine_heartbeat; seeded with the spec's defaults and the defau
 ruleset and release_history are append-only (a ruleset id always names one document; a
 rollback is a new history entry).
 
+The seeded values are literals, as they were when this revision shipped: a migration's meaning
+must not change when service code changes (the default UPM ruleset, the fallback limits). A new
+default ships with a new migration.
+
 Revision ID: 0005
 Revises: 0004
 Create Date: 2026-11-21
@@ -15,10 +19,6 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from alembic import op
 
-from app.services.ops.catalog import SETTING_LIMITS, SETTING_MODEL_CONFIG, Engine, RulesetType
-from app.services.ops.defaults import DEFAULT_LIMITS, DEFAULT_MODEL_CONFIG, DEFAULT_TOGGLES
-from app.services.ops.documents import content_hash
-from app.services.upm_ruleset import DEFAULT_UPM_RULESET, DEFAULT_UPM_RULESET_ID
 from persistence.append_only import drop_append_only, make_append_only
 
 revision: str = "0005"
@@ -29,6 +29,55 @@ depends_on: str | Sequence[str] | None = None
 SEQ = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 TZ = sa.DateTime(timezone=True)
 SEEDER = "migration-0005"
+
+MODEL_CONFIG = {
+    "model": "gpt-5.1",
+    "temperature": 0.4,
+    "maxTokens": 4096,
+    "toneProfile": "professional",
+    "language": "auto",
+    "enabled": True,
+}
+LIMITS = {"aiCallsPerMinute": 60, "fileUploadLimitMb": 200, "maxConcurrentSessions": 30}
+# key, enabled, description, region_flippable. Region operators may flip the content-side
+# toggles; mission assignment and insights stay with admin (ops §8).
+TOGGLES = (
+    ("mission_auto_assign", True, "Mission Engine assigns missions automatically from UPM results.", False),
+    ("insight_generation", True, "Insights Engine generates insights from the daily snapshots.", False),
+    ("quiz_auto_generate", False, "Quiz Engine generates quizzes with the AI model.", True),
+    ("content_ai_transform", True, "Content Engine transforms learning content with the AI model.", True),
+)
+UPM_RULESET_ID = "upm_default_v1"
+UPM_RULESET = {
+    "version": "1",
+    "skillWeights": {
+        "scenario": {"upsell": 0.05, "objection_handling": 0.04, "product_knowledge": 0.01},
+        "quiz": {"upsell": 0.0, "objection_handling": 0.0, "product_knowledge": 0.05},
+        "learning": {"upsell": 0.01, "objection_handling": 0.01, "product_knowledge": 0.03},
+        "mission": {"upsell": 0.03, "objection_handling": 0.02, "product_knowledge": 0.02},
+    },
+    "behaviorScore": {
+        "aggregation": "ema",
+        "emaAlpha": 0.3,
+        "minTurns": 3,
+        "weights": {"engineScore": 0.6, "upsellSuccess": 0.25, "objectionHandling": 0.15},
+    },
+    "quizThresholds": {"strengthAccuracy": 0.8, "weaknessAccuracy": 0.5, "minAttempts": 2},
+}
+# sha256 of the document's canonical JSON (sorted keys, no spaces), as rulesets verify it.
+UPM_RULESET_HASH = "21dda7996569771ca557863a45c09dfdd4547c96e149e2448e80f69e986ea3f7"
+RULESET_TYPES = (
+    "scenario",
+    "prompt",
+    "difficulty",
+    "content",
+    "gamification",
+    "upm",
+    "insights",
+    "mission",
+    "system",
+)
+ENGINES = ("scenario", "prompt", "difficulty", "content", "gamification", "missions", "upm", "insights")
 
 
 def upgrade() -> None:
@@ -106,39 +155,33 @@ def upgrade() -> None:
     op.bulk_insert(
         setting,
         [
-            {
-                "key": SETTING_MODEL_CONFIG,
-                "value": DEFAULT_MODEL_CONFIG,
-                "updated_at": now,
-                "updated_by": SEEDER,
-            },
-            {"key": SETTING_LIMITS, "value": DEFAULT_LIMITS, "updated_at": now, "updated_by": SEEDER},
+            {"key": "model_config", "value": MODEL_CONFIG, "updated_at": now, "updated_by": SEEDER},
+            {"key": "limits", "value": LIMITS, "updated_at": now, "updated_by": SEEDER},
         ],
     )
     op.bulk_insert(
         toggle,
         [
             {
-                "key": seed.key,
-                "enabled": seed.enabled,
-                "description": seed.description,
-                "region_flippable": seed.region_flippable,
+                "key": key,
+                "enabled": enabled,
+                "description": description,
+                "region_flippable": region_flippable,
                 "updated_at": now,
                 "updated_by": SEEDER,
             }
-            for seed in DEFAULT_TOGGLES
+            for key, enabled, description, region_flippable in TOGGLES
         ],
     )
-    document = DEFAULT_UPM_RULESET.document()
     op.bulk_insert(
         ruleset,
         [
             {
-                "ruleset_id": DEFAULT_UPM_RULESET_ID,
-                "engine_type": RulesetType.upm.value,
-                "declared_version": DEFAULT_UPM_RULESET.version,
-                "document": document,
-                "content_hash": content_hash(document),
+                "ruleset_id": UPM_RULESET_ID,
+                "engine_type": "upm",
+                "declared_version": UPM_RULESET["version"],
+                "document": UPM_RULESET,
+                "content_hash": UPM_RULESET_HASH,
                 "uploaded_at": now,
                 "uploaded_by": SEEDER,
             }
@@ -148,16 +191,16 @@ def upgrade() -> None:
         active,
         [
             {
-                "engine_type": kind.value,
-                "ruleset_id": DEFAULT_UPM_RULESET_ID if kind is RulesetType.upm else None,
-                "activated_at": now if kind is RulesetType.upm else None,
-                "activated_by": SEEDER if kind is RulesetType.upm else None,
+                "engine_type": kind,
+                "ruleset_id": UPM_RULESET_ID if kind == "upm" else None,
+                "activated_at": now if kind == "upm" else None,
+                "activated_by": SEEDER if kind == "upm" else None,
                 "state": "ok",
             }
-            for kind in RulesetType
+            for kind in RULESET_TYPES
         ],
     )
-    op.bulk_insert(heartbeat, [{"engine": engine.value, "beats": 0} for engine in Engine])
+    op.bulk_insert(heartbeat, [{"engine": engine, "beats": 0} for engine in ENGINES])
 
 
 def downgrade() -> None:

@@ -1,4 +1,4 @@
-"""The typed per-request context: settings, database, caller and DataLoaders."""
+"""The typed per-request context every resolver receives: settings, database, caller and DataLoaders."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from persistence.db import Database
 
 if TYPE_CHECKING:
     from app.services.ops.state import OpsRuntime
-    from resolvers.loaders import Loaders
+    from graphql_schema.loaders import Loaders
 
 
 @dataclass

@@ -1,35 +1,15 @@
-"""Enforcement of the ops §6 limits, and the per-operation hook that also feeds diagnostics.
+"""The per-operation hook: enforces the ops §6 limits before a query or mutation runs, and
+times it for diagnostics afterwards.
 
-What each limit counts:
-
-- ``aiCallsPerMinute`` — per engine principal (the token's ``sub``), the root fields of its
-  GraphQL queries and mutations: ``{ a: modelConfig b: modelConfig }`` costs 2, so aliases and
-  fragments cannot slip past (``__typename`` is free). A token bucket of that many fields,
-  refilled evenly over 60 s. An operation is admitted whole or not at all: if its cost exceeds
-  what is left, none of its fields run and it fails with ``RATE_LIMITED`` and
-  ``retryAfterSeconds`` (when the bucket will hold enough). Partial admission would run some
-  writes and, since a non-null root field's error nulls ``data``, hide their results.
-- ``maxConcurrentSessions`` — per engine principal, the queries and mutations executing at the
-  same moment; one more is refused with ``RATE_LIMITED`` (``retryAfterSeconds`` 1).
-- ``fileUploadLimitMb`` — every HTTP request body, any caller (MiB, 1 MB = 1,048,576 bytes);
-  ``TRAINER_MAX_BODY_BYTES`` stays the deployment's hard ceiling and the smaller one wins.
-  Refused with 413 before the body is parsed.
-
-Operators are not metered (their load is bounded by the request protections); subscriptions are
-not operations in flight for these limits. A change through ``updateLimits`` applies to the next
-request of the worker that made it and within ``TRAINER_OPS_REFRESH_SECONDS`` to every other.
-
-Scope: the counters live in each worker process (no database round trip per operation), so with
-N workers an engine spread across all of them can reach N times each limit; run one worker per
-host, or divide the limits by the worker count, when the global figure matters.
+What each limit counts is in ``app.services.ops.enforcement``; this module only works out an
+operation's shape (its type and root fields) from the GraphQL document and charges the
+counters the worker's ``OpsRuntime`` keeps.
 """
 
 from __future__ import annotations
 
-import logging
-import math
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -50,97 +30,15 @@ from strawberry.extensions import SchemaExtension
 
 from app.auth import Role
 from app.errors import RateLimited
-from app.services.ops.defaults import DEFAULT_LIMITS
-from app.services.ops.values import Limits
+from app.services.ops.enforcement import FALLBACK_LIMITS
 from graphql_schema.documents import ByDocument
 from graphql_schema.errors import is_internal
 
 if TYPE_CHECKING:
-    from app.context import Context
     from app.services.ops.state import OpsRuntime
+    from graphql_schema.context import Context
 
-log = logging.getLogger("trainer_console.limits")
-
-SECONDS_PER_MINUTE = 60.0
-MAX_TRACKED_PRINCIPALS = 10_000
 SUBSCRIPTION = "subscription"
-# Only until a worker has read its settings once (a WebSocket operation before any HTTP request).
-FALLBACK_LIMITS = Limits.from_json(DEFAULT_LIMITS)
-
-
-@dataclass(slots=True)
-class _Bucket:
-    tokens: float
-    capacity: int
-    updated: float
-
-
-class RateLimiter:
-    """Token buckets per principal: ``capacity`` root fields, refilled at capacity per minute."""
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
-        self._buckets: dict[str, _Bucket] = {}
-
-    def take(self, key: str, cost: int, per_minute: int) -> None:
-        """Charge ``cost`` or raise RateLimited without charging anything."""
-        now = self._clock()
-        bucket = self._buckets.get(key)
-        if bucket is None:
-            if len(self._buckets) >= MAX_TRACKED_PRINCIPALS:
-                self._forget_idle(now)
-            bucket = self._buckets[key] = _Bucket(float(per_minute), per_minute, now)
-        elif bucket.capacity != per_minute:
-            # A new limit applies now: a raise grants the difference, a cut takes it away.
-            bucket.tokens = max(0.0, bucket.tokens + per_minute - bucket.capacity)
-            bucket.capacity = per_minute
-        bucket.tokens = min(float(per_minute), bucket.tokens + (now - bucket.updated) * per_minute / 60)
-        bucket.updated = now
-        if cost > per_minute:
-            raise RateLimited(
-                f"this operation has {cost} root fields and aiCallsPerMinute is {per_minute}: "
-                "send fewer fields per operation",
-                retry_after_seconds=int(SECONDS_PER_MINUTE),
-            )
-        if cost > bucket.tokens:
-            wait = (cost - bucket.tokens) * SECONDS_PER_MINUTE / per_minute
-            raise RateLimited(
-                f"aiCallsPerMinute of {per_minute} reached: this operation has {cost} root fields",
-                retry_after_seconds=max(1, math.ceil(wait)),
-            )
-        bucket.tokens -= cost
-
-    def _forget_idle(self, now: float) -> None:
-        """Full buckets carry no information; drop them to bound memory."""
-        for key in [k for k, b in self._buckets.items() if now - b.updated >= SECONDS_PER_MINUTE]:
-            del self._buckets[key]
-
-
-class ConcurrencyGate:
-    """Operations in flight per principal."""
-
-    def __init__(self) -> None:
-        self._in_flight: dict[str, int] = {}
-
-    def check(self, key: str, limit: int) -> None:
-        if self._in_flight.get(key, 0) >= limit:
-            raise RateLimited(
-                f"maxConcurrentSessions of {limit} reached: wait for an operation to finish",
-                retry_after_seconds=1,
-            )
-
-    def enter(self, key: str) -> None:
-        self._in_flight[key] = self._in_flight.get(key, 0) + 1
-
-    def leave(self, key: str) -> None:
-        left = self._in_flight.get(key, 0) - 1
-        if left > 0:
-            self._in_flight[key] = left
-        else:
-            self._in_flight.pop(key, None)
-
-    def in_flight(self, key: str) -> int:
-        return self._in_flight.get(key, 0)
 
 
 def _operation(document: DocumentNode, name: str | None) -> OperationDefinitionNode | None:
@@ -294,16 +192,3 @@ class OperationGuard(SchemaExtension):
             yield
         finally:
             ops.gate.leave(key)
-
-
-def live_body_limit(ops: OpsRuntime) -> Callable[[], Awaitable[int | None]]:
-    """The body-size limit in force (fileUploadLimitMb), for BodySizeLimit; None if unknown."""
-
-    async def limit() -> int | None:
-        try:
-            return (await ops.current()).limits.file_upload_limit_bytes
-        except Exception:  # the static ceiling still applies; never fail a request on this
-            log.warning("fileUploadLimitMb unavailable; only TRAINER_MAX_BODY_BYTES applies", exc_info=True)
-            return None
-
-    return limit
