@@ -36,8 +36,8 @@ from strawberry.extensions.runner import SchemaExtensionsRunner
 from app.auth import Principal, Role, issue_token
 from app.limits import OperationGuard
 from app.main import create_app
-from app.services.upm import recording
-from app.services.upm_ruleset import DEFAULT_UPM_RULESET
+from app.services.upm import planning
+from app.services.upm.ruleset import DEFAULT_UPM_RULESET
 from app.settings import Settings
 from bench.upm import LOG_SCENARIO, RAISE_LIMITS, SECRET, fresh_database, scenario
 from graphql_schema.documents import Documents
@@ -103,7 +103,7 @@ def bench_plan(logs: int = 2000) -> None:
     for _ in range(ROUNDS):
         start = time.perf_counter()
         for payload in payloads:
-            recording.plan("scenario", payload, principal, settings, DEFAULT_UPM_RULESET)
+            planning.plan("scenario", payload, principal, settings, DEFAULT_UPM_RULESET)
         times.append((time.perf_counter() - start) / logs * 1e6)
     print(f"plan one logScenario: {_figures(times)}")
 

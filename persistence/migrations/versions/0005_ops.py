@@ -18,7 +18,7 @@ from alembic import op
 from app.services.ops.catalog import SETTING_LIMITS, SETTING_MODEL_CONFIG, Engine, RulesetType
 from app.services.ops.defaults import DEFAULT_LIMITS, DEFAULT_MODEL_CONFIG, DEFAULT_TOGGLES
 from app.services.ops.documents import content_hash
-from app.services.upm_ruleset import DEFAULT_UPM_RULESET, DEFAULT_UPM_RULESET_ID
+from app.services.upm.ruleset import DEFAULT_UPM_RULESET, DEFAULT_UPM_RULESET_ID
 from persistence.append_only import drop_append_only, make_append_only
 
 revision: str = "0005"
