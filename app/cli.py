@@ -79,6 +79,7 @@ def _snapshot(args: argparse.Namespace, settings: Settings) -> int:
     from app.auth import Principal
     from app.errors import DomainError
     from app.services.analytics import BuildResult, build_snapshots
+    from app.services.audit import AuditLog
     from persistence.db import Database
 
     day = args.date or (datetime.now(UTC) - timedelta(days=1)).date()
@@ -87,15 +88,15 @@ def _snapshot(args: argparse.Namespace, settings: Settings) -> int:
     async def run() -> BuildResult:
         db = Database(settings)
         try:
-            async with db.session() as session, session.begin():
-                return await build_snapshots(
-                    session,
-                    principal,
-                    day,
-                    rebuild=args.rebuild,
-                    quiz_pass_threshold=settings.quiz_pass_threshold,
-                    request_id=f"cli-snapshot-{uuid.uuid4().hex[:12]}",
-                )
+            return await build_snapshots(
+                db,
+                AuditLog(settings.audit_secret),
+                principal,
+                day,
+                rebuild=args.rebuild,
+                quiz_pass_threshold=settings.quiz_pass_threshold,
+                request_id=f"cli-snapshot-{uuid.uuid4().hex[:12]}",
+            )
         finally:
             await db.dispose()
 

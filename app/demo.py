@@ -5,6 +5,7 @@ from __future__ import annotations
 from app.auth import Principal, Role
 from app.scope import Scope
 from app.services import directory
+from app.services.audit import AuditLog
 from app.settings import Settings
 from persistence.db import Database
 
@@ -20,10 +21,10 @@ SEEDER = Principal(sub="demo-seed", role=Role.ADMIN)
 
 async def seed_demo(settings: Settings) -> None:
     db = Database(settings)
+    audit_log = AuditLog(settings.audit_secret)
     try:
-        async with db.session() as session, session.begin():
-            for user_id, name, scope in DEMO_USERS:
-                new = directory.NewUser(user_id, name, scope)
-                await directory.register_user(session, SEEDER, new, request_id="demo-seed")
+        for user_id, name, scope in DEMO_USERS:
+            new = directory.NewUser(user_id, name, scope)
+            await directory.register_user(db, audit_log, SEEDER, new, request_id="demo-seed")
     finally:
         await db.dispose()

@@ -262,7 +262,7 @@ class Ceiling:
 
     async def insert(self, rows: list[dict[str, Any]]) -> float:
         start = time.perf_counter()
-        async with self.db.session() as session, session.begin():
+        async with self.db.transaction() as session:
             await session.execute(sa.insert(self.table), rows)
         return time.perf_counter() - start
 

@@ -32,8 +32,8 @@ from strawberry.extensions.runner import SchemaExtensionsRunner
 
 from app.auth import Principal, Role, issue_token
 from app.main import create_app
-from app.services.upm import recording
-from app.services.upm_ruleset import DEFAULT_UPM_RULESET
+from app.services.upm import planning
+from app.services.upm.ruleset import DEFAULT_UPM_RULESET
 from app.settings import Settings
 from bench.inprocess import instructions as counting_instructions
 from bench.inprocess import post
@@ -102,7 +102,7 @@ def bench_plan(logs: int = 2000) -> None:
     for _ in range(ROUNDS):
         start = time.perf_counter()
         for payload in payloads:
-            recording.plan("scenario", payload, principal, settings, DEFAULT_UPM_RULESET)
+            planning.plan("scenario", payload, principal, settings, DEFAULT_UPM_RULESET)
         times.append((time.perf_counter() - start) / logs * 1e6)
     print(f"plan one logScenario: {_figures(times)}")
 

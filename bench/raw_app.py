@@ -19,7 +19,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from app.services.upm import profile
-from app.services.upm_ruleset import DEFAULT_UPM_RULESET
+from app.services.upm.ruleset import DEFAULT_UPM_RULESET
 from app.settings import Settings
 from persistence.db import Database
 from persistence.models import UserRow

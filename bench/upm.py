@@ -42,8 +42,9 @@ import httpx
 import psutil
 
 from app.auth import Principal, Role, issue_token
-from app.services.upm import recording
-from app.services.upm_ruleset import DEFAULT_UPM_RULESET
+from app.services.audit import AuditLog
+from app.services.upm import planning, recording
+from app.services.upm.ruleset import DEFAULT_UPM_RULESET
 from app.settings import Settings
 from persistence.db import _sqlite_pragmas
 from persistence.migrate import migrate_sync
@@ -179,16 +180,17 @@ def seed(url: str, logs: list[tuple[str, dict[str, Any]]]) -> None:
     """Logs through the same write path as the API (plan, then apply_many), in batches."""
     settings = Settings(database_url=url, jwt_secret=SECRET)
     principal = Principal(sub="bench-seeder", role=Role.ADMIN)
+    audit_log = AuditLog(settings.audit_secret)
     engine = sqlite_write_engine(url, _sqlite_pragmas)
     try:
         for start in range(0, len(logs), 1000):
             jobs = [
                 recording.Job(
-                    recording.plan(kind, payload, principal, settings, DEFAULT_UPM_RULESET),
+                    planning.plan(kind, payload, principal, settings, DEFAULT_UPM_RULESET),
                     principal,
                     DEFAULT_UPM_RULESET,
                     "bench-seed",
-                    settings,
+                    audit_log,
                 )
                 for kind, payload in logs[start : start + 1000]
             ]

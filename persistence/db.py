@@ -54,10 +54,7 @@ class Database:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.engine = create_engine(settings)
-        # Services that need a setting inside a transaction (the audit log's key) read session.info.
-        self.sessionmaker = async_sessionmaker(
-            self.engine, expire_on_commit=False, info={"settings": settings}
-        )
+        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
         self.writer = (
             GroupCommitWriter(sync_engine=sqlite_write_engine(settings.database_url, _sqlite_pragmas))
             if settings.is_sqlite
@@ -70,7 +67,14 @@ class Database:
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
+        """A session for reads: it never commits."""
         async with self.sessionmaker() as session:
+            yield session
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """A service's unit of work: commits when the block ends, rolls back if it raises."""
+        async with self.sessionmaker() as session, session.begin():
             yield session
 
     async def ping(self, within_seconds: float = 2.0) -> float:

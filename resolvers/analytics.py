@@ -100,13 +100,13 @@ class AnalyticsMutation:
     )
     async def build_snapshots(self, info: Info, date: dt.date, rebuild: bool = False) -> SnapshotBuild:
         ctx = info.context
-        async with ctx.db.session() as session, session.begin():
-            result = await analytics.build_snapshots(
-                session,
-                ctx.principal,
-                date,
-                rebuild=rebuild,
-                quiz_pass_threshold=ctx.settings.quiz_pass_threshold,
-                request_id=ctx.request_id,
-            )
+        result = await analytics.build_snapshots(
+            ctx.db,
+            ctx.ops.audit,
+            ctx.principal,
+            date,
+            rebuild=rebuild,
+            quiz_pass_threshold=ctx.settings.quiz_pass_threshold,
+            request_id=ctx.request_id,
+        )
         return SnapshotBuild.from_row(result)

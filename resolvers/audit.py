@@ -55,5 +55,5 @@ class AuditQuery:
     ) -> AuditVerification:
         ctx = info.context
         async with ctx.db.session() as session:
-            result = await audit.verify(session, ctx.principal, anchor_seq, anchor_hash)
+            result = await audit.verify(session, ctx.principal, ctx.ops.audit, anchor_seq, anchor_hash)
         return AuditVerification.from_verification(result)

@@ -61,6 +61,5 @@ class DirectoryMutation:
     async def register_user(self, info: Info, input: RegisterUserInput) -> User:
         ctx = info.context
         new = directory.NewUser(input.user_id, input.name, input.scope.to_scope())
-        async with ctx.db.session() as session, session.begin():
-            row = await directory.register_user(session, ctx.principal, new, ctx.request_id)
+        row = await directory.register_user(ctx.db, ctx.ops.audit, ctx.principal, new, ctx.request_id)
         return User.from_row(row)

@@ -8,9 +8,9 @@ from typing import Any
 import strawberry
 
 from app.auth import Role
-from app.services import upm
+from app.services.upm import service as upm
 from app.services.upm.profile import ProfileView
-from app.services.upm_ruleset import UpmRuleset
+from app.services.upm.ruleset import UpmRuleset
 from graphql_schema.info import Info
 from graphql_schema.permissions import OPERATORS, allow
 from graphql_schema.types.upm import (
@@ -58,6 +58,7 @@ async def _log(info: Info, kind: str, payload: Any) -> LogResult:
         ctx.principal,
         ctx.settings,
         await _rules(info),
+        ctx.ops.audit,
         ctx.request_id,
     )
     ctx.broker.publish(f"performance:{answer.user_id}")
@@ -122,7 +123,7 @@ class UpmMutation:
             input.skill_id,
             input.delta,
             input.source,
-            ctx.settings,
+            ctx.ops.audit,
             ctx.request_id,
         )
         ctx.broker.publish(f"performance:{input.user_id}")

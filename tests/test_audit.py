@@ -183,10 +183,10 @@ async def test_a_refused_change_leaves_no_entry(gql, admin, change):
 
 async def test_a_change_whose_entry_cannot_be_written_is_rolled_back(gql, admin, monkeypatch):
     # given: appending the entry fails
-    async def broken_record(*_args, **_kwargs):
+    def broken_append(*_args, **_kwargs):
         raise RuntimeError("audit storage unavailable")
 
-    monkeypatch.setattr(audit, "record", broken_record)
+    monkeypatch.setattr(audit.AuditLog, "append", broken_append)
     # when
     body = await gql(REGISTER_USER, {"input": register_input(USERS[0])}, as_=admin)
     monkeypatch.undo()
@@ -199,13 +199,13 @@ async def test_a_change_whose_entry_cannot_be_written_is_rolled_back(gql, admin,
 
 async def test_a_change_rolled_back_after_its_entry_leaves_no_gap(gql, admin, monkeypatch):
     # given: the entry is appended, then the change fails before commit
-    real_record = audit.record
+    real_append = audit.AuditLog.append
 
-    async def record_then_fail(*args, **kwargs):
-        await real_record(*args, **kwargs)
+    def append_then_fail(*args, **kwargs):
+        real_append(*args, **kwargs)
         raise RuntimeError("the change failed after its entry")
 
-    monkeypatch.setattr(audit, "record", record_then_fail)
+    monkeypatch.setattr(audit.AuditLog, "append", append_then_fail)
     failed = await gql(REGISTER_USER, {"input": register_input(USERS[0])}, as_=admin)
     monkeypatch.undo()
     # when
@@ -222,8 +222,14 @@ async def test_one_transaction_may_append_several_entries(app, gql, admin):
     # when
     async with app.state.db.session() as session, session.begin():
         for action in ("upload_ruleset", "hot_reload"):
-            await audit.record(
-                session, principal, action=action, target="ruleset:upm", before=None, after={}, request_id="r"
+            await session.run_sync(
+                app.state.ops.audit.append,
+                principal,
+                action=action,
+                target="ruleset:upm",
+                before=None,
+                after={},
+                request_id="r",
             )
     # then
     assert [e["action"] for e in await entries(gql, admin)] == ["hot_reload", "upload_ruleset"]
@@ -249,7 +255,9 @@ async def test_an_entry_the_log_cannot_hold_is_a_programming_error(app, change, 
     }
     async with app.state.db.session() as session, session.begin():
         with pytest.raises(error):
-            await audit.record(session, Principal(sub="ops", role=Role.ADMIN), **(values | change))
+            await session.run_sync(
+                app.state.ops.audit.append, Principal(sub="ops", role=Role.ADMIN), **(values | change)
+            )
 
 
 async def test_the_log_is_newest_first(gql, admin, history):

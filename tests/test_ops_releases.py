@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import text
 
-from app.services.upm_ruleset import DEFAULT_UPM_RULESET, DEFAULT_UPM_RULESET_ID
+from app.services.upm.ruleset import DEFAULT_UPM_RULESET, DEFAULT_UPM_RULESET_ID
 from tests.conftest import error_codes
 
 CREATE = """
@@ -238,10 +238,10 @@ async def test_a_rollback_failing_at_its_last_step_restores_nothing(gql, admin, 
     changed = await state(gql, admin)
     from app.services import audit
 
-    async def broken(*_args, **_kwargs):
+    def broken(*_args, **_kwargs):
         raise RuntimeError("audit store unavailable")
 
-    monkeypatch.setattr(audit, "record", broken)
+    monkeypatch.setattr(audit.AuditLog, "append", broken)
     # when: everything is restored, then the audit append fails
     body = await gql(ROLLBACK, {"target": "1.0.0"}, as_=admin)
     monkeypatch.undo()

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import text
 
 from app.services.ops.documents import content_hash
-from app.services.upm_ruleset import DEFAULT_UPM_RULESET, DEFAULT_UPM_RULESET_ID
+from app.services.upm.ruleset import DEFAULT_UPM_RULESET, DEFAULT_UPM_RULESET_ID
 from tests.conftest import error_codes
 
 UPLOAD = """

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from app.services.upm_ruleset import DEFAULT_UPM_RULESET
+from app.services.upm.ruleset import DEFAULT_UPM_RULESET
 from tests.conftest import error_codes
 
 TYPES = (

@@ -200,10 +200,10 @@ async def test_a_change_whose_audit_entry_fails_is_rolled_back(gql, admin, monke
     # given: the audit log cannot append
     from app.services import audit
 
-    async def broken(*_args, **_kwargs):
+    def broken(*_args, **_kwargs):
         raise RuntimeError("audit store unavailable")
 
-    monkeypatch.setattr(audit, "record", broken)
+    monkeypatch.setattr(audit.AuditLog, "append", broken)
     # when
     body = await gql(UPDATE_LIMITS, {"input": {"aiCallsPerMinute": 1}}, as_=admin)
     # then: no change without its entry

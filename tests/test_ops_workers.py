@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from app.services.upm_ruleset import DEFAULT_UPM_RULESET
+from app.services.upm.ruleset import DEFAULT_UPM_RULESET
 from tests.conftest import TEST_SECRET, error_codes
 
 LIMITS = "{ limits { aiCallsPerMinute } }"

@@ -1,6 +1,6 @@
 """The tamper-evident audit log (ops §7, §9).
 
-Every change made through the API calls :func:`record` inside the change's own
+Every change made through the API calls :meth:`AuditLog.append` inside the change's own
 transaction, so the change and its entry commit or roll back together.
 
 Chain. Entry ``n`` stores ``prev_hash`` (entry ``n-1``'s ``entry_hash``; for entry 1 the
@@ -41,14 +41,14 @@ import hmac
 import json
 import math
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import Enum, StrEnum
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import and_, select, true, update
+from sqlalchemy import Connection, and_, insert, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
@@ -57,7 +57,6 @@ from sqlmodel import col
 from app.auth import Principal
 from app.errors import Forbidden, SchemaMismatch
 from app.pagination import Page, decode_cursor, encode_cursor
-from app.settings import Settings
 from app.times import as_utc
 from app.validation import check_instant, check_page_size
 from persistence.models import AuditEntryRow, AuditHeadRow
@@ -181,13 +180,6 @@ def head_mac(secret: str, seq: int, last_hash: str) -> str:
     return _mac(secret, {"kind": "audit_head", "seq": seq, "entryHash": last_hash})
 
 
-def _secret(session: Session | AsyncSession) -> str:
-    settings = session.info.get("settings")
-    if not isinstance(settings, Settings):
-        raise RuntimeError("audit needs a session from persistence.db.Database (it carries the key)")
-    return settings.audit_secret
-
-
 def _ensure_admin(principal: Principal) -> None:
     if not principal.is_admin:
         raise Forbidden(f"role {principal.role.value} may not read the audit log")
@@ -196,85 +188,77 @@ def _ensure_admin(principal: Principal) -> None:
 # --- append -----------------------------------------------------------------------------------
 
 
-async def record(
-    session: AsyncSession,
-    principal: Principal,
-    *,
-    action: str,
-    target: str,
-    before: Any,
-    after: Any,
-    request_id: str,
-    user_id: str | None = None,
-) -> None:
-    """Append one entry in the caller's open transaction; the change and its entry
-    commit or roll back together.
+_ENTRIES = AuditEntryRow.__table__  # type: ignore[attr-defined]
+_ENTRY_COLUMNS = [column.name for column in _ENTRIES.columns]
+_HEAD = AuditHeadRow.__table__  # type: ignore[attr-defined]
+# Moves the head first: the lock every append takes before it reads the head.
+_ADVANCE_HEAD = (
+    update(_HEAD)
+    .where(_HEAD.c.id == HEAD_ID)
+    .values(seq=_HEAD.c.seq + 1)
+    .returning(_HEAD.c.seq, _HEAD.c.entry_hash)
+)
 
-    An unknown action or a value JSON cannot hold is a programming error: it raises,
-    and the caller's change rolls back with it (no change without its entry).
+
+@dataclass(frozen=True, slots=True)
+class AuditLog:
+    """The append rule with its key, built once per app (``OpsRuntime.audit``) and passed
+    to whatever records a change: the key never travels in a session.
+
+    ``append`` is synchronous Core on the caller's connection, so the one rule serves the
+    async services (``await session.run_sync(audit.append, ...)``) and the group-commit
+    writer's units (``audit.append(conn, ...)``) alike.
     """
-    await session.run_sync(
-        record_sync,
-        principal,
-        action=action,
-        target=target,
-        before=before,
-        after=after,
-        request_id=request_id,
-        user_id=user_id,
-    )
 
+    secret: str = field(repr=False)
 
-def record_sync(
-    session: Session,
-    principal: Principal,
-    *,
-    action: str,
-    target: str,
-    before: Any,
-    after: Any,
-    request_id: str,
-    user_id: str | None = None,
-) -> None:
-    """``record`` for synchronous units of work (the group-commit writer's)."""
-    known = AuditAction(action)
-    if not 0 < len(target) <= TEXT_MAX or len(user_id or "") > TEXT_MAX:
-        raise ValueError(f"an audit target (and userId) is 1-{TEXT_MAX} characters")
-    before_json, after_json = to_json(before), to_json(after)
-    secret = _secret(session)
-    head_table = AuditHeadRow.__table__  # type: ignore[attr-defined]
-    moved = session.execute(
-        update(head_table)
-        .where(head_table.c.id == HEAD_ID)
-        .values(seq=head_table.c.seq + 1)
-        .returning(head_table.c.seq, head_table.c.entry_hash)
-    )
-    head = moved.one_or_none()
-    if head is None:
-        raise RuntimeError("audit_head is missing: run the migrations")
-    seq, prev_hash = int(head.seq), str(head.entry_hash)
-    row = AuditEntryRow(
-        seq=seq,
-        at=datetime.now(UTC),  # taken under the lock: timestamps follow seq
-        actor_sub=principal.sub,
-        actor_role=principal.role.value,
-        action=known.value,
-        target=target,
-        before=before_json,
-        after=after_json,
-        request_id=request_id[:REQUEST_ID_MAX],
-        user_id=user_id or principal.sub,
-        prev_hash=prev_hash,
-        entry_hash="",
-    )
-    row.entry_hash = entry_hash(secret, row)
-    session.add(row)
-    session.flush([row])
-    session.execute(
-        update(head_table)
-        .where(head_table.c.id == HEAD_ID)
-        .values(entry_hash=row.entry_hash, mac=head_mac(secret, seq, row.entry_hash))
-    )
+    def append(
+        self,
+        conn: Connection | Session,
+        principal: Principal,
+        *,
+        action: str,
+        target: str,
+        before: Any,
+        after: Any,
+        request_id: str,
+        user_id: str | None = None,
+    ) -> None:
+        """Append one entry in the caller's open transaction; the change and its entry
+        commit or roll back together.
+
+        An unknown action or a value JSON cannot hold is a programming error: it raises,
+        and the caller's change rolls back with it (no change without its entry).
+        """
+        known = AuditAction(action)
+        if not 0 < len(target) <= TEXT_MAX or len(user_id or "") > TEXT_MAX:
+            raise ValueError(f"an audit target (and userId) is 1-{TEXT_MAX} characters")
+        before_json, after_json = to_json(before), to_json(after)
+        head = conn.execute(_ADVANCE_HEAD).one_or_none()
+        if head is None:
+            raise RuntimeError("audit_head is missing: run the migrations")
+        seq, prev_hash = int(head.seq), str(head.entry_hash)
+        row = AuditEntryRow(
+            seq=seq,
+            at=datetime.now(UTC),  # taken under the lock: timestamps follow seq
+            actor_sub=principal.sub,
+            actor_role=principal.role.value,
+            action=known.value,
+            target=target,
+            before=before_json,
+            after=after_json,
+            request_id=request_id[:REQUEST_ID_MAX],
+            user_id=user_id or principal.sub,
+            prev_hash=prev_hash,
+            entry_hash="",
+        )
+        row.entry_hash = entry_hash(self.secret, row)
+        conn.execute(insert(_ENTRIES).values({name: getattr(row, name) for name in _ENTRY_COLUMNS}))
+        conn.execute(
+            update(_HEAD)
+            .where(_HEAD.c.id == HEAD_ID)
+            .values(entry_hash=row.entry_hash, mac=head_mac(self.secret, seq, row.entry_hash))
+        )
 
 
 # --- read -------------------------------------------------------------------------------------
@@ -410,6 +394,7 @@ def _anchor(seq: int | None, entry_hash: str | None) -> Anchor | None:
 async def verify(
     session: AsyncSession,
     principal: Principal,
+    log: AuditLog,
     anchor_seq: int | None = None,
     anchor_hash: str | None = None,
 ) -> Verification:
@@ -421,7 +406,7 @@ async def verify(
     """
     _ensure_admin(principal)
     anchor = _anchor(anchor_seq, anchor_hash)
-    secret = _secret(session)
+    secret = log.secret
     await _snapshot(session)
     head = await session.scalar(select(AuditHeadRow).where(col(AuditHeadRow.id) == HEAD_ID))
     head_seq = head.seq if head is not None else 0
@@ -467,10 +452,10 @@ __all__ = [
     "GENESIS_HASH",
     "AuditAction",
     "AuditFilter",
+    "AuditLog",
     "Verification",
     "category_of",
     "entry_hash",
     "list_entries",
-    "record",
     "verify",
 ]

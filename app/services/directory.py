@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, exists, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from app.auth import Principal
 from app.errors import Forbidden, NotFound
@@ -25,6 +26,7 @@ from app.scope import (
 )
 from app.services import audit
 from app.validation import check_id, check_page_size, check_text
+from persistence.db import Database
 from persistence.models import UserRow
 
 CURSOR_KIND = "user"
@@ -96,16 +98,16 @@ def _placements(principal: Principal, results: list[Any]) -> Placements:
     )
 
 
-async def placements(session: AsyncSession, principal: Principal, user_ids: Iterable[str]) -> Placements:
-    """For a bounded sender's batch (``bound_depth`` is not None; the others write anywhere)."""
-    queries = _placement_queries(principal, user_ids)
-    return _placements(principal, [(await session.execute(query)).all() for query in queries])
-
-
-def placements_sync(conn: Connection, principal: Principal, user_ids: Iterable[str]) -> Placements:
-    """``placements`` inside the group-commit writer's transaction."""
+def locate(conn: Connection | Session, principal: Principal, user_ids: Iterable[str]) -> Placements:
+    """For a bounded sender's batch (``bound_depth`` is not None; the others write anywhere),
+    on the caller's connection: the group-commit writer's, or a session's through ``run_sync``."""
     queries = _placement_queries(principal, user_ids)
     return _placements(principal, [conn.execute(query).all() for query in queries])
+
+
+async def placements(session: AsyncSession, principal: Principal, user_ids: Iterable[str]) -> Placements:
+    """``locate`` on an async session (ingest's call)."""
+    return await session.run_sync(locate, principal, user_ids)
 
 
 def check_can_read(principal: Principal, row: UserRow | None) -> UserRow:
@@ -187,56 +189,101 @@ def audit_view(row: UserRow) -> dict[str, str]:
     }
 
 
-async def register_user(
-    session: AsyncSession, principal: Principal, user: NewUser, request_id: str
-) -> UserRow:
-    """Create the user, or move an existing one to the given name and scope (admin).
+@dataclass(frozen=True, slots=True)
+class Move:
+    """A user joining the directory or moving in it, and what its audit entry keeps."""
 
-    Appends the audit entry, with the user before and after, in the caller's transaction.
-    """
+    user_id: str
+    joins: bool
+    values: dict[str, str]  # the columns it sets: the scope ids, and the name if it changes
+    before: dict[str, Any] | None
+    after: dict[str, Any]
+
+
+USERS = UserRow.__table__  # type: ignore[attr-defined]
+
+
+def place_user(
+    conn: Connection | Session,
+    audit_log: audit.AuditLog,
+    principal: Principal,
+    move: Move,
+    request_id: str,
+    now: datetime,
+) -> None:
+    """How a user joins or moves, for an admin's registerUser and for a log from a new place
+    alike: one INSERT (a new user's name is its id unless given) or UPDATE, and its
+    register_user audit entry, in the caller's transaction."""
+    if move.joins:
+        values = {"name": move.user_id} | move.values
+        conn.execute(USERS.insert().values(user_id=move.user_id, created_at=now, updated_at=now, **values))
+    else:
+        conn.execute(
+            USERS.update().where(USERS.c.user_id == move.user_id).values(updated_at=now, **move.values)
+        )
+    audit_log.append(
+        conn,
+        principal,
+        action=audit.AuditAction.REGISTER_USER,
+        target=f"user:{move.user_id}",
+        before=move.before,
+        after=move.after,
+        request_id=request_id,
+        user_id=move.user_id,
+    )
+
+
+_USER_FOR_UPDATE = select(USERS).where(USERS.c.user_id == bindparam("user_id")).with_for_update()
+
+
+async def register_user(
+    db: Database, audit_log: audit.AuditLog, principal: Principal, user: NewUser, request_id: str
+) -> UserRow:
+    """Create the user, or move an existing one to the given name and scope (admin), in one
+    transaction with its audit entry (the user before and after)."""
     if not principal.is_admin:
         raise Forbidden(f"role {principal.role.value} may not register users")
     validate_new_user(user)
+    async with db.transaction() as session:
+        return await session.run_sync(_register, audit_log, principal, user, request_id)
+
+
+def _register(
+    session: Session, audit_log: audit.AuditLog, principal: Principal, user: NewUser, request_id: str
+) -> UserRow:
     now = datetime.now(UTC)
-    row = await session.get(UserRow, user.user_id, with_for_update=True)
-    before: dict[str, str] | None = None
-    if row is None:
-        row = UserRow(
-            user_id=user.user_id,
-            name=user.name,
-            region_id=user.scope.region_id,
-            country_id=user.scope.country_id,
-            branch_id=user.scope.branch_id,
-            team_id=user.scope.team_id,
-            created_at=now,
-            updated_at=now,
-        )
-        session.add(row)
-    else:
-        before = audit_view(row)
-        row.name = user.name
-        row.region_id, row.country_id = user.scope.region_id, user.scope.country_id
-        row.branch_id, row.team_id = user.scope.branch_id, user.scope.team_id
-        row.updated_at = now
-    await session.flush()
-    await audit.record(
-        session,
-        principal,
-        action=audit.AuditAction.REGISTER_USER,
-        target=f"user:{row.user_id}",
-        before=before,
-        after=audit_view(row),
-        request_id=request_id,
-        user_id=row.user_id,
+    found = session.execute(_USER_FOR_UPDATE, {"user_id": user.user_id}).first()
+    before = None if found is None else UserRow(**found._mapping)
+    row = UserRow(
+        user_id=user.user_id,
+        name=user.name,
+        region_id=user.scope.region_id,
+        country_id=user.scope.country_id,
+        branch_id=user.scope.branch_id,
+        team_id=user.scope.team_id,
+        created_at=now if before is None else before.created_at,
+        updated_at=now,
     )
+    move = Move(
+        user.user_id,
+        joins=before is None,
+        values={"name": user.name} | {f"{level}_id": user.scope.id_at(level) for level in LEVELS},
+        before=None if before is None else audit_view(before),
+        after=audit_view(row),
+    )
+    place_user(session, audit_log, principal, move, request_id, now)
     return row
 
 
 __all__ = [
+    "Move",
     "NewUser",
     "audit_view",
     "check_can_read",
     "list_users",
+    "locate",
+    "place_user",
+    "placements",
     "register_user",
     "scope_of",
     "users_by_ids",

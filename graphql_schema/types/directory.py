@@ -6,9 +6,9 @@ import strawberry
 
 from app.auth import Principal, Role
 from app.pagination import Page
-from app.services import upm
 from app.services.directory import scope_of
 from app.services.upm import profile
+from app.services.upm import service as upm
 from graphql_schema.info import Info
 from graphql_schema.types.common import PageInfo, ScopeInput, ScopeType
 from graphql_schema.types.upm import Performance

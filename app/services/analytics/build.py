@@ -19,7 +19,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import Principal
 from app.errors import AggregationConflict, DuplicateSnapshot, SchemaMismatch
-from app.services import audit
 from app.services.analytics.rules import Counters, Level
 from app.services.analytics.statements import (
     SNAPSHOT_COLUMNS,
@@ -32,6 +31,8 @@ from app.services.analytics.statements import (
     units_select,
 )
 from app.services.analytics.tables import AGGREGATES, BUILDS, SNAPSHOTS, UNITS
+from app.services.audit import AuditLog
+from persistence.db import Database
 
 log = logging.getLogger("trainer_console.analytics")
 
@@ -89,7 +90,8 @@ async def _claim_day(
 
 
 async def build_snapshots(
-    session: AsyncSession,
+    db: Database,
+    audit_log: AuditLog,
     principal: Principal,
     day: date,
     *,
@@ -99,79 +101,80 @@ async def build_snapshots(
 ) -> BuildResult:
     """Build (or, with ``rebuild``, replace) one UTC day's snapshots and aggregates.
 
-    Runs inside the caller's transaction; any failure, including the final
-    consistency check, leaves the day as it was.
+    One transaction; any failure, including the final consistency check, leaves the
+    day as it was.
     """
     if day > datetime.now(UTC).date():
         raise SchemaMismatch(
             "date is in the future: only past or current UTC days can be built", field="date"
         )
-    before = await _claim_day(session, principal, day, rebuild, quiz_pass_threshold)
-    built_at = datetime.now(UTC)
-    sql = Dialect(session.get_bind().dialect.name)
-    if sql.postgres:
-        # A batch job's GROUP BYs over a whole day: let them hash in memory rather than spill.
-        await session.execute(sa.text("SET LOCAL work_mem = '64MB'"))
-    if before is None and await session.scalar(
-        sa.select(SNAPSHOTS.c.day).where(SNAPSHOTS.c.day == day).limit(1)
-    ):
-        # Snapshot rows without a build record can only have been written by hand.
-        raise DuplicateSnapshot(f"snapshots for {day.isoformat()} already exist", date=day.isoformat())
-    inserted = await session.execute(
-        sa.insert(SNAPSHOTS).from_select(SNAPSHOT_COLUMNS, snapshot_select(day, quiz_pass_threshold, sql))
-    )
-    snapshots = int(inserted.rowcount)  # type: ignore[attr-defined]
-    await session.run_sync(lambda sync: UNITS.create(sync.connection()))
-    await session.execute(sa.insert(UNITS).from_select(UNIT_COLUMNS, units_select(day, sql)))
-    counts: dict[Level, int] = {}
-    for level, table in AGGREGATES.items():
-        result = await session.execute(
-            sa.insert(table).from_select(
-                aggregate_columns(level), aggregate_select(level, day, built_at, sql)
+    async with db.transaction() as session:
+        before = await _claim_day(session, principal, day, rebuild, quiz_pass_threshold)
+        built_at = datetime.now(UTC)
+        sql = Dialect(session.get_bind().dialect.name)
+        if sql.postgres:
+            # A batch job's GROUP BYs over a whole day: let them hash in memory rather than spill.
+            await session.execute(sa.text("SET LOCAL work_mem = '64MB'"))
+        if before is None and await session.scalar(
+            sa.select(SNAPSHOTS.c.day).where(SNAPSHOTS.c.day == day).limit(1)
+        ):
+            # Snapshot rows without a build record can only have been written by hand.
+            raise DuplicateSnapshot(f"snapshots for {day.isoformat()} already exist", date=day.isoformat())
+        inserted = await session.execute(
+            sa.insert(SNAPSHOTS).from_select(SNAPSHOT_COLUMNS, snapshot_select(day, quiz_pass_threshold, sql))
+        )
+        snapshots = int(inserted.rowcount)  # type: ignore[attr-defined]
+        await session.run_sync(lambda sync: UNITS.create(sync.connection()))
+        await session.execute(sa.insert(UNITS).from_select(UNIT_COLUMNS, units_select(day, sql)))
+        counts: dict[Level, int] = {}
+        for level, table in AGGREGATES.items():
+            result = await session.execute(
+                sa.insert(table).from_select(
+                    aggregate_columns(level), aggregate_select(level, day, built_at, sql)
+                )
+            )
+            counts[level] = int(result.rowcount)  # type: ignore[attr-defined]
+        await session.run_sync(lambda sync: UNITS.drop(sync.connection()))
+        await _check_totals(session, day)
+        await session.execute(
+            sa.update(BUILDS)
+            .where(BUILDS.c.day == day)
+            .values(
+                built_at=built_at,
+                built_by=principal.sub,
+                snapshots=snapshots,
+                quiz_pass_threshold=quiz_pass_threshold,
             )
         )
-        counts[level] = int(result.rowcount)  # type: ignore[attr-defined]
-    await session.run_sync(lambda sync: UNITS.drop(sync.connection()))
-    await _check_totals(session, day)
-    await session.execute(
-        sa.update(BUILDS)
-        .where(BUILDS.c.day == day)
-        .values(
+        later = (
+            await session.scalars(sa.select(BUILDS.c.day).where(BUILDS.c.day > day).order_by(BUILDS.c.day))
+        ).all()
+        built = BuildResult(
+            day=day,
+            rebuilt=before is not None,
+            snapshots=snapshots,
+            aggregates=counts,
             built_at=built_at,
             built_by=principal.sub,
-            snapshots=snapshots,
-            quiz_pass_threshold=quiz_pass_threshold,
+            later_days=list(later),
         )
-    )
-    later = (
-        await session.scalars(sa.select(BUILDS.c.day).where(BUILDS.c.day > day).order_by(BUILDS.c.day))
-    ).all()
-    built = BuildResult(
-        day=day,
-        rebuilt=before is not None,
-        snapshots=snapshots,
-        aggregates=counts,
-        built_at=built_at,
-        built_by=principal.sub,
-        later_days=list(later),
-    )
-    if before is not None:
-        await audit.record(
-            session,
-            principal,
-            request_id=request_id,
-            action="rebuild_snapshots",
-            target=f"snapshot_daily_user/{day.isoformat()}",
-            before=_jsonable(before),
-            after={
-                "builtAt": built_at.isoformat(),
-                "builtBy": principal.sub,
-                "snapshots": snapshots,
-                "quizPassThreshold": quiz_pass_threshold,
-            },
-        )
-    log.info("built %s snapshots for %s (rebuild=%s)", snapshots, day, before is not None)
-    return built
+        if before is not None:
+            await session.run_sync(
+                audit_log.append,
+                principal,
+                request_id=request_id,
+                action="rebuild_snapshots",
+                target=f"snapshot_daily_user/{day.isoformat()}",
+                before=_jsonable(before),
+                after={
+                    "builtAt": built_at.isoformat(),
+                    "builtBy": principal.sub,
+                    "snapshots": snapshots,
+                    "quizPassThreshold": quiz_pass_threshold,
+                },
+            )
+        log.info("built %s snapshots for %s (rebuild=%s)", snapshots, day, before is not None)
+        return built
 
 
 async def _check_totals(session: AsyncSession, day: date) -> None:

@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from app.auth import Principal
-from app.services import audit
 from app.services.ops.catalog import ACTION_UPDATE_MODEL_CONFIG, SETTING_MODEL_CONFIG
 from app.services.ops.state import OpsRuntime
 from app.services.ops.values import ModelConfig, Stamp, patch_model_config
@@ -33,8 +32,8 @@ async def update(
         )
         stamp = Stamp(datetime.now(UTC), principal.sub)
         row.value, row.updated_at, row.updated_by = after.to_json(), stamp.at, stamp.by
-        await audit.record(
-            session,
+        await session.run_sync(
+            ops.audit.append,
             principal,
             action=ACTION_UPDATE_MODEL_CONFIG,
             target="model_config",

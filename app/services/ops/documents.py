@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from app.errors import SchemaMismatch
 from app.services.ops.catalog import RulesetType
-from app.services.upm_ruleset import UpmRuleset
+from app.services.upm.ruleset import UpmRuleset
 
 MAX_DOCUMENT_BYTES = 256 * 1024
 

@@ -6,7 +6,6 @@ from datetime import UTC, datetime
 
 from app.auth import Principal
 from app.errors import NotFound
-from app.services import audit
 from app.services.ops import policy
 from app.services.ops.catalog import ACTION_SET_FEATURE_TOGGLE
 from app.services.ops.state import OpsRuntime
@@ -30,8 +29,8 @@ async def set_toggle(
         before = row.enabled
         stamp = Stamp(datetime.now(UTC), principal.sub)
         row.enabled, row.updated_at, row.updated_by = enabled, stamp.at, stamp.by
-        await audit.record(
-            session,
+        await session.run_sync(
+            ops.audit.append,
             principal,
             action=ACTION_SET_FEATURE_TOGGLE,
             target=f"feature:{key}",

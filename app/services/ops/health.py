@@ -63,7 +63,7 @@ class HealthReport:
 async def heartbeat(ops: OpsRuntime, principal: Principal, engine: Engine) -> Heartbeat:
     """Record that ``engine`` is alive; answers with the ruleset it should be running."""
     now = datetime.now(UTC)
-    async with ops.db.session() as session, session.begin():
+    async with ops.db.transaction() as session:
         await session.execute(
             update(EngineHeartbeatRow)
             .where(col(EngineHeartbeatRow.engine) == engine.value)

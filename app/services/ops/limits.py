@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from app.auth import Principal
-from app.services import audit
 from app.services.ops.catalog import ACTION_UPDATE_LIMITS, SETTING_LIMITS
 from app.services.ops.state import OpsRuntime
 from app.services.ops.values import Limits, Stamp, patch_limits
@@ -37,8 +36,8 @@ async def update(
         after = patch_limits(before, patch)
         stamp = Stamp(datetime.now(UTC), principal.sub)
         row.value, row.updated_at, row.updated_by = after.to_json(), stamp.at, stamp.by
-        await audit.record(
-            session,
+        await session.run_sync(
+            ops.audit.append,
             principal,
             action=ACTION_UPDATE_LIMITS,
             target="limits",

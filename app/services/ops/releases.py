@@ -22,7 +22,6 @@ from sqlmodel import col
 
 from app.auth import Principal
 from app.errors import NotFound, SchemaMismatch
-from app.services import audit
 from app.services.ops import rulesets
 from app.services.ops.catalog import (
     ACTION_CREATE_RELEASE,
@@ -145,8 +144,8 @@ async def create_release(
             await session.flush()
         except IntegrityError as exc:
             raise SchemaMismatch(f"release {version} exists", field="version") from exc
-        await audit.record(
-            session,
+        await session.run_sync(
+            ops.audit.append,
             principal,
             action=ACTION_CREATE_RELEASE,
             target=f"release:{version}",
@@ -229,8 +228,8 @@ async def rollback(ops: OpsRuntime, principal: Principal, target_version: str, r
         )
         session.add(entry)
         await session.flush()
-        await audit.record(
-            session,
+        await session.run_sync(
+            ops.audit.append,
             principal,
             action=ACTION_ROLLBACK_RELEASE,
             target=f"release:{target_version}",

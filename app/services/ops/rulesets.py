@@ -1,7 +1,7 @@
 """Rulesets and hot reload (ops §3, upm §9).
 
 A ruleset is an immutable, versioned document for one engine type, validated on upload: the
-``upm`` type against ``app.services.upm_ruleset.UpmRuleset``, the others as JSON objects that
+``upm`` type against ``app.services.upm.ruleset.UpmRuleset``, the others as JSON objects that
 declare a ``version`` (until their engines define more). ``hotReload`` makes one the active
 ruleset of its type; every worker picks it up within a refresh interval, without a restart.
 A missing or invalid target fails with E_RELOAD_FAILED: the previous ruleset stays active and
@@ -21,7 +21,6 @@ from sqlmodel import col
 
 from app.auth import Principal
 from app.errors import ReloadFailed, SchemaMismatch
-from app.services import audit
 from app.services.ops import policy
 from app.services.ops.catalog import ACTION_HOT_RELOAD, ACTION_UPLOAD_RULESET, RulesetState, RulesetType
 from app.services.ops.documents import content_hash, validate_document
@@ -132,8 +131,8 @@ async def upload(
             await session.flush()
         except IntegrityError as exc:  # a concurrent upload of the same id won
             raise SchemaMismatch(f"ruleset {ruleset_id!r} exists", field="rulesetId") from exc
-        await audit.record(
-            session,
+        await session.run_sync(
+            ops.audit.append,
             principal,
             action=ACTION_UPLOAD_RULESET,
             target=f"ruleset:{ruleset_id}",
@@ -191,8 +190,8 @@ async def hot_reload(
             state.state, state.failed_target_id = RulesetState.degraded.value, target_id[:128]
             state.last_error, state.failed_at = problem, now
             after = {**_state_json(state), "failedTargetId": target_id, "error": problem}
-        await audit.record(
-            session,
+        await session.run_sync(
+            ops.audit.append,
             principal,
             action=ACTION_HOT_RELOAD,
             target=f"ruleset:{kind.value}",

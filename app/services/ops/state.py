@@ -24,6 +24,7 @@ from sqlalchemy import event, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
+from app.services.audit import AuditLog
 from app.services.ops.catalog import SETTING_LIMITS, SETTING_MODEL_CONFIG, RulesetState, RulesetType
 from app.services.ops.diagnostics import OperationMetrics, ProcessSampler
 from app.services.ops.enforcement import ConcurrencyGate, RateLimiter
@@ -104,11 +105,13 @@ async def load_snapshot(session: AsyncSession) -> OpsSnapshot:
 
 
 class OpsRuntime:
-    """One per app (worker process): the cached settings, the limiters and the metrics."""
+    """One per app (worker process): the cached settings, the limiters, the metrics, and the
+    audit log every change is recorded in (built once with its key)."""
 
     def __init__(self, settings: Settings, db: Database, clock: Callable[[], float] = time.monotonic) -> None:
         self.settings = settings
         self.db = db
+        self.audit = AuditLog(settings.audit_secret)
         self._engine = create_engine(settings.model_copy(update={"db_pool_size": 1}))
         self._sessions = async_sessionmaker(self._engine, expire_on_commit=False)
         event.listen(db.engine.sync_engine, "engine_disposed", lambda _: self._engine.sync_engine.dispose())
@@ -188,7 +191,7 @@ class OpsRuntime:
         """A transaction that changes ops state: bumps ``ops_state.version`` first (which also
         serialises concurrent changes on its row lock) and refreshes this worker after commit."""
         try:
-            async with self.db.session() as session, session.begin():
+            async with self.db.transaction() as session:
                 await session.execute(
                     update(OpsStateRow)
                     .where(col(OpsStateRow.id) == STATE_ID)

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.services.upm import rules as formulas
-from app.services.upm_ruleset import SKILLS, UpmRuleset
+from app.services.upm.ruleset import SKILLS, UpmRuleset
 from persistence.models.upm import UpmMissionRow, UpmModuleRow, UpmProfileRow, UpmSkillRow, UpmTopicRow
 
 

@@ -1,40 +1,34 @@
 """Accepting a UPM log: one unit of work for the group-commit writer.
 
-An accepted log is written once, as the data layer's raw record (a scenario is
-a saleslab session, a quiz a quiz session, a learning log a learning session
-plus its module events, a mission result a mission event), and in the same
-transaction it moves the user's maintained profile, topic/module/mission rows
-and skill mastery with atomic increments. Snapshots and KPIs read the raw logs;
-the profile is never a second copy that could drift, only a running sum of them.
+An accepted log (a ``planning.Plan``) is written once, as the data layer's raw
+record, and in the same transaction it moves the user's maintained profile,
+topic/module/mission rows and skill mastery with atomic increments. Snapshots
+and KPIs read the raw logs; the profile is never a second copy that could drift,
+only a running sum of them.
 """
 
 from __future__ import annotations
 
-import hashlib
-import uuid
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
-import orjson
 import sqlalchemy as sa
 from sqlalchemy import Connection
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
 
 from app.auth import Principal
 from app.errors import SchemaMismatch
-from app.ids import uuid_ids
-from app.scope import Scope, bound_depth
-from app.services import audit, directory
-from app.services.ingest.validation import RecordValidator
-from app.services.upm import payloads
+from app.scope import bound_depth
+from app.services import directory
+from app.services.audit import AuditLog
+from app.services.upm import planning
 from app.services.upm import rules as formulas
-from app.services.upm.payloads import LearningResult, MissionResult, QuizResult, Result, ScenarioResult
-from app.services.upm_ruleset import UpmRuleset
+from app.services.upm.payloads import LearningResult, MissionResult, QuizResult, ScenarioResult
+from app.services.upm.planning import Plan
+from app.services.upm.ruleset import UpmRuleset
 from app.settings import Settings
 from persistence.models import EventLogRow, SessionLogRow, UserRow
 from persistence.models.upm import (
@@ -46,15 +40,6 @@ from persistence.models.upm import (
     UpmTopicRow,
 )
 from persistence.prepared import Prepared
-
-KINDS: dict[str, Callable[[dict[str, Any]], Result]] = {
-    "scenario": payloads.scenario,
-    "quiz": payloads.quiz,
-    "learning": payloads.learning,
-    "mission": payloads.mission,
-}
-_LOG_NAMESPACE = uuid.UUID("6f1c2b1e-8d1a-4c57-9a55-3f0e7f6b9a10")
-_RECORD_IDS = uuid_ids()  # for logs without a logId
 
 PROFILE = UpmProfileRow.__table__  # type: ignore[attr-defined]
 TOPIC = UpmTopicRow.__table__  # type: ignore[attr-defined]
@@ -80,154 +65,6 @@ class LogAnswer:
 
     def stored(self) -> dict[str, Any]:
         return {"recordId": self.record_id, "skillDeltas": self.skill_deltas}
-
-
-@dataclass(slots=True)
-class Plan:
-    """Everything decided before touching the database."""
-
-    kind: str
-    result: Result
-    scope: Scope
-    log_id: str | None
-    payload_hash: str
-    record_id: str
-    sessions: list[dict[str, Any]] = field(default_factory=list)
-    events: list[dict[str, Any]] = field(default_factory=list)
-    session_score: float | None = None
-    deltas: dict[str, float] = field(default_factory=dict)
-
-
-def plan(
-    kind: str,
-    payload: dict[str, Any],
-    principal: Principal,
-    settings: Settings,
-    rules: UpmRuleset,
-    now: datetime | None = None,
-) -> Plan:
-    """Validate a log and decide its writes: scope, version, fields, then the sender's bound."""
-    now = now or datetime.now(UTC)
-    validator = RecordValidator(principal, settings.event_types, now)
-    region, country, branch, team = validator.scope(payload)
-    validator.version(payload)
-    result = KINDS[kind](payload)
-    log_id = payloads.log_id(payload)
-    record_id = str(uuid.uuid5(_LOG_NAMESPACE, f"{kind}:{log_id}")) if log_id else _RECORD_IDS.next()
-    digest = hashlib.sha256(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)).hexdigest()
-    out = Plan(kind, result, Scope(region, country, branch, team), log_id, digest, record_id)
-    head = {"userId": result.user_id, "version": payload["version"], "scope": payload["scope"]}
-    stamp = now.isoformat()
-    match result:
-        case ScenarioResult():
-            out.session_score = formulas.session_score(result, rules)
-            out.sessions.append(
-                _session(
-                    head,
-                    record_id,
-                    "saleslab",
-                    stamp,
-                    0,
-                    None,
-                    {
-                        "turnCount": result.turns,
-                        "correctAnswers": None,
-                        # every SalesLab scenario is one upsell attempt (data-layer §4.4)
-                        "upsellAttempts": 1,
-                        "upsellSuccess": result.upsell_success,
-                    },
-                )
-            )
-        case QuizResult():
-            passed = result.accuracy >= settings.quiz_pass_threshold
-            out.sessions.append(
-                _session(
-                    head,
-                    record_id,
-                    "quiz",
-                    stamp,
-                    0,
-                    "success" if passed else "fail",
-                    {
-                        "turnCount": result.total,
-                        "correctAnswers": result.correct,
-                        "upsellAttempts": None,
-                        "upsellSuccess": None,
-                    },
-                )
-            )
-        case LearningResult():
-            seconds = result.duration_minutes * 60
-            outcome = "success" if result.completed else "partial"
-            out.sessions.append(
-                _session(
-                    head,
-                    record_id,
-                    "learning",
-                    stamp,
-                    seconds,
-                    outcome,
-                    {
-                        "turnCount": 0,
-                        "correctAnswers": None,
-                        "upsellAttempts": None,
-                        "upsellSuccess": None,
-                    },
-                )
-            )
-            out.events.append(
-                _event(head, f"{record_id}:start", "module_start", stamp, {"moduleId": result.module_id})
-            )
-            if result.completed:
-                out.events.append(
-                    _event(
-                        head, f"{record_id}:done", "module_complete", stamp, {"moduleId": result.module_id}
-                    )
-                )
-        case MissionResult():
-            event_type = "mission_complete" if result.success else "mission_fail"
-            out.events.append(
-                _event(head, record_id, event_type, stamp, {"action": f"mission:{result.mission_id}"})
-            )
-    # The data layer's own checks (and its bound check) decide these records too.
-    out.sessions = [validator.session(record).row for record in out.sessions]
-    out.events = [validator.event(record).row for record in out.events]
-    out.deltas = formulas.skill_deltas(result, rules)
-    return out
-
-
-def _session(
-    head: dict[str, Any],
-    session_id: str,
-    engine: str,
-    stamp: str,
-    seconds: float,
-    outcome: str | None,
-    summary: dict[str, Any],
-) -> dict[str, Any]:
-    return {
-        "sessionId": session_id,
-        "engine": engine,
-        "startTime": stamp,
-        "endTime": stamp,
-        "durationSec": seconds,
-        "outcome": outcome,
-        "summary": summary,
-        **head,
-    }
-
-
-def _event(
-    head: dict[str, Any], event_id: str, event_type: str, stamp: str, context: dict[str, Any]
-) -> dict[str, Any]:
-    full = {"moduleId": None, "quizId": None, "scenarioId": None, "turnIndex": None, "action": None}
-    return {
-        "eventId": event_id,
-        "timestamp": stamp,
-        "eventType": event_type,
-        "context": full | context,
-        **head,
-    }
 
 
 def _insert(dialect: str, table: sa.Table) -> Any:
@@ -310,7 +147,7 @@ class Job:
     principal: Principal
     rules: UpmRuleset
     request_id: str
-    settings: Settings
+    audit: AuditLog
 
 
 def apply(conn: Connection, job: Job) -> LogAnswer:
@@ -477,7 +314,7 @@ _WHERE_USERS_ARE = sa.select(
 def _register_all(conn: Connection, jobs: list[Job], now: datetime) -> None:
     """A user seen for the first time joins the directory with the log's scope; a log with
     another scope moves the user (the logs keep the history of where they were). Both are
-    audited; a log from where the user already is changes nothing."""
+    audited (``directory.place_user``); a log from where the user already is changes nothing."""
     if not jobs:
         return
     _check_bounds(conn, jobs)
@@ -491,26 +328,16 @@ def _register_all(conn: Connection, jobs: list[Job], now: datetime) -> None:
         found = where[user_id]
         if found == wanted:
             continue
-        values = dict(zip(("region_id", "country_id", "branch_id", "team_id"), wanted, strict=True))
-        if found is None:
-            conn.execute(
-                USERS.insert().values(user_id=user_id, name=user_id, created_at=now, updated_at=now, **values)
-            )
-        else:
-            conn.execute(USERS.update().where(USERS.c.user_id == user_id).values(updated_at=now, **values))
         where[user_id] = wanted
         ids = ("regionId", "countryId", "branchId", "teamId")
-        with audited(conn, job.settings) as session:
-            audit.record_sync(
-                session,
-                job.principal,
-                action="register_user",
-                target=f"user:{user_id}",
-                before=found and {"scope": dict(zip(ids, found, strict=True))},
-                after={"scope": dict(zip(ids, wanted, strict=True)), "via": "log"},
-                request_id=job.request_id,
-                user_id=user_id,
-            )
+        move = directory.Move(
+            user_id,
+            joins=found is None,
+            values=dict(zip(("region_id", "country_id", "branch_id", "team_id"), wanted, strict=True)),
+            before=None if found is None else {"scope": dict(zip(ids, found, strict=True))},
+            after={"scope": dict(zip(ids, wanted, strict=True)), "via": "log"},
+        )
+        directory.place_user(conn, job.audit, job.principal, move, job.request_id, now)
 
 
 def _check_bounds(conn: Connection, jobs: list[Job]) -> None:
@@ -522,21 +349,9 @@ def _check_bounds(conn: Connection, jobs: list[Job]) -> None:
     for principal, owned in by_sender.items():
         if bound_depth(principal) is None:
             continue
-        placements = directory.placements_sync(conn, principal, [job.plan.result.user_id for job in owned])
+        placements = directory.locate(conn, principal, [job.plan.result.user_id for job in owned])
         for job in owned:
             placements.check(job.plan.result.user_id, job.plan.scope)
-
-
-@contextmanager
-def audited(conn: Connection, settings: Settings) -> Iterator[Session]:
-    """An ORM session inside the writer's savepoint, for the audit log: its writes commit
-    or roll back with the unit, never on their own."""
-    session = Session(bind=conn, info={"settings": settings}, join_transaction_mode="rollback_only")
-    try:
-        yield session
-        session.flush()
-    finally:
-        session.close()
 
 
 async def log_result(
@@ -546,8 +361,9 @@ async def log_result(
     principal: Principal,
     settings: Settings,
     rules: UpmRuleset,
+    audit: AuditLog,
     request_id: str,
 ) -> LogAnswer:
     """Validate, then write through the group-commit writer; returns once committed."""
-    job = Job(plan(kind, payload, principal, settings, rules), principal, rules, request_id, settings)
+    job = Job(planning.plan(kind, payload, principal, settings, rules), principal, rules, request_id, audit)
     return await run(partial(apply, job=job), merge=apply_many, item=job)

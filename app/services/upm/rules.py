@@ -32,7 +32,7 @@ from app.services.upm.payloads import (
     Result,
     ScenarioResult,
 )
-from app.services.upm_ruleset import SKILLS, UpmRuleset
+from app.services.upm.ruleset import SKILLS, UpmRuleset
 
 ENGAGEMENT_COMPLETION_WEIGHT = 0.6
 ENGAGEMENT_TIME_WEIGHT = 0.4
