@@ -44,16 +44,15 @@ async def _log(
     info: Info, kind: LogKind, records: list[Any] | None, records_json: JSON | None, partial: bool
 ) -> LogBatchResult:
     ctx = info.context
-    async with ctx.db.session() as session:
-        outcome = await log_batch(
-            session,
-            ctx.principal,
-            kind,
-            records=to_records(records),
-            records_json=records_json,
-            partial=partial,
-            settings=ctx.settings,
-        )
+    outcome = await log_batch(
+        ctx.db,
+        ctx.principal,
+        kind,
+        records=to_records(records),
+        records_json=records_json,
+        partial=partial,
+        settings=ctx.settings,
+    )
     return LogBatchResult.from_outcome(outcome)
 
 

@@ -105,11 +105,6 @@ def locate(conn: Connection | Session, principal: Principal, user_ids: Iterable[
     return _placements(principal, [conn.execute(query).all() for query in queries])
 
 
-async def placements(session: AsyncSession, principal: Principal, user_ids: Iterable[str]) -> Placements:
-    """``locate`` on an async session (ingest's call)."""
-    return await session.run_sync(locate, principal, user_ids)
-
-
 def check_can_read(principal: Principal, row: UserRow | None) -> UserRow:
     """Scope check for one user; admins learn a user is missing, others never do."""
     ensure_can_read(principal, scope_of(row) if row is not None else None)
@@ -283,7 +278,6 @@ __all__ = [
     "list_users",
     "locate",
     "place_user",
-    "placements",
     "register_user",
     "scope_of",
     "users_by_ids",

@@ -33,6 +33,7 @@ from app.services import directory
 from app.services.ingest.fields import the_batch
 from app.services.ingest.validation import KEY_FIELDS, LogKind, RecordError, Row, validate_batch
 from app.settings import Settings
+from persistence.db import Database
 from persistence.models import EventLogRow, InteractionLogRow, SessionLogRow
 
 CONFLICT_STORED = "{name} already stored with different content; corrections are new records with new ids"
@@ -238,7 +239,8 @@ async def _store_exact(session: AsyncSession, plan: _Classifier, partial: bool) 
 async def store_batch(
     session: AsyncSession, kind: LogKind, verdicts: list[Row | RecordError], partial: bool
 ) -> BatchOutcome:
-    """Write the valid records in one transaction: all of them, or with ``partial`` the valid ones."""
+    """Write the valid records in one transaction: all of them, or with ``partial`` the valid ones.
+    The optimistic INSERT is its own transaction; after a collision the exact path runs in a new one."""
     plan = _Classifier(_TARGETS[kind], verdicts)
     if plan.clean:
         try:
@@ -256,7 +258,7 @@ async def store_batch(
 
 
 async def log_batch(
-    session: AsyncSession,
+    db: Database,
     principal: Principal,
     kind: LogKind,
     *,
@@ -272,8 +274,9 @@ async def log_batch(
     """
     batch = the_batch(records, records_json, settings.max_batch_records)
     verdicts = validate_batch(kind, batch, principal, settings.event_types, datetime.now(UTC))
-    await _check_bounds(session, principal, kind, verdicts)
-    return await store_batch(session, kind, verdicts, partial)
+    async with db.session() as session:
+        await _check_bounds(session, principal, kind, verdicts)
+        return await store_batch(session, kind, verdicts, partial)
 
 
 async def _check_bounds(
@@ -285,7 +288,8 @@ async def _check_bounds(
         return
     valid = [(index, row) for index, row in enumerate(verdicts) if not isinstance(row, RecordError)]
     async with session.begin():
-        placements = await directory.placements(session, principal, (row["user_id"] for _, row in valid))
+        users = [row["user_id"] for _, row in valid]
+        placements = await session.run_sync(directory.locate, principal, users)
     key_column = _TARGETS[kind].key_column
     for index, row in valid:
         try:
