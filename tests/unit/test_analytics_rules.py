@@ -333,23 +333,6 @@ def test_counters_of_a_row_read_null_sums_as_zero():
     assert counters.quiz_pass_rate == pytest.approx(0.4)  # 2/5
 
 
-def test_counters_names_are_its_fields_in_order():
-    # then
-    assert Counters.names() == (
-        "users",
-        "active_users",
-        "module_started",
-        "module_completed",
-        "quiz_completed",
-        "quiz_passed",
-        "saleslab_sessions",
-        "upsell_attempts",
-        "upsell_successes",
-        "xp_gained",
-        "xp_total_sum",
-    )
-
-
 # --- levels and ranking keys --------------------------------------------------------------------
 
 
