@@ -12,7 +12,6 @@ import pytest
 
 from app.auth import Principal, Role
 from app.services import audit
-from app.settings import DEV_AUDIT_SECRET, InsecureSettingsError, Settings
 from tests.conftest import TEST_AUDIT_SECRET, error_codes
 from tests.org import REGISTER_USER, USERS, register_input, register_org
 
@@ -357,27 +356,3 @@ async def test_only_admins_read_or_verify_the_audit_log(gql, token, history, rol
 async def test_the_audit_log_needs_a_token(gql):
     body = await gql(AUDIT_VERIFY)
     assert error_codes(body) == ["UNAUTHENTICATED"]
-
-
-@pytest.mark.parametrize(
-    "audit_secret",
-    [DEV_AUDIT_SECRET, "too-short", "prod-jwt-secret-0123456789-0123456789"],  # the last equals the JWT key
-)
-def test_production_refuses_a_weak_or_shared_audit_secret(audit_secret):
-    settings = Settings(
-        env="production",
-        jwt_secret="prod-jwt-secret-0123456789-0123456789",
-        audit_secret=audit_secret,
-        database_url="sqlite+aiosqlite:///:memory:",
-    )
-    with pytest.raises(InsecureSettingsError, match="TRAINER_AUDIT_SECRET"):
-        settings.check_safe()
-
-
-def test_production_accepts_its_own_audit_secret():
-    Settings(
-        env="production",
-        jwt_secret="prod-jwt-secret-0123456789-0123456789",
-        audit_secret="prod-audit-secret-0123456789-0123456789",
-        database_url="sqlite+aiosqlite:///:memory:",
-    ).check_safe()
