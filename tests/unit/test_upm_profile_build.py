@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from app.services.upm.profile import ProfileRows, build
-from app.services.upm_ruleset import DEFAULT_UPM_RULESET, SKILLS, UpmRuleset
+from app.services.upm.ruleset import DEFAULT_UPM_RULESET, SKILLS, UpmRuleset
 from persistence.models.upm import UpmProfileRow
 
 AT = datetime(2026, 11, 21, 9, 30, tzinfo=UTC)

@@ -15,7 +15,7 @@ import pytest
 
 from app.services.upm import rules
 from app.services.upm.payloads import LearningResult, MissionResult, QuizResult, ScenarioResult
-from app.services.upm_ruleset import DEFAULT_UPM_RULESET, SOURCES, UpmRuleset
+from app.services.upm.ruleset import DEFAULT_UPM_RULESET, SOURCES, UpmRuleset
 
 DEFAULT = DEFAULT_UPM_RULESET
 

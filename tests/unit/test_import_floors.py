@@ -11,7 +11,7 @@ from pathlib import Path
 import grimp
 
 PACKAGES = ("app", "graphql_schema", "resolvers", "persistence")
-VERSIONS = Path(__file__).parent.parent / "persistence" / "migrations" / "versions"
+VERSIONS = Path(__file__).parents[2] / "persistence" / "migrations" / "versions"
 # the standard library's, SQLAlchemy, Alembic and the append-only DDL
 MIGRATION_IMPORTS = ("__future__", "collections", "datetime", "typing", "sqlalchemy", "alembic")
 DDL_HELPERS = ("persistence.append_only",)
