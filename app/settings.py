@@ -96,21 +96,11 @@ class Settings(BaseSettings):
                 return async_ + url[len(plain) :]
         return url
 
-    @field_validator("event_types", mode="before")
+    @field_validator("event_types", "ops_allowed_models", mode="before")
     @classmethod
-    def _event_type_list(cls, value: object) -> object:
-        """Operators write ``login,logout,...`` in an env file; a JSON list works too."""
-        if isinstance(value, str):
-            text = value.strip()
-            if text.startswith("["):
-                return json.loads(text)
-            return tuple(part.strip() for part in text.split(",") if part.strip())
-        return value
-
-    @field_validator("ops_allowed_models", mode="before")
-    @classmethod
-    def _model_list(cls, value: object) -> object:
-        """Same forms as TRAINER_EVENT_TYPES: ``gpt-5.1,gpt-5`` or a JSON list."""
+    def _list(cls, value: object) -> object:
+        """Operators write ``login,logout,...`` or ``gpt-5.1,gpt-5`` in an env file; a JSON list
+        works too."""
         if isinstance(value, str):
             text = value.strip()
             if text.startswith("["):

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 from app.auth import Principal
 from app.services.ops.catalog import ACTION_UPDATE_MODEL_CONFIG, SETTING_MODEL_CONFIG
 from app.services.ops.state import OpsRuntime
 from app.services.ops.values import ModelConfig, Stamp, patch_model_config
-from persistence.models.ops import OpsSettingRow
 
 
 async def read(ops: OpsRuntime) -> tuple[ModelConfig, Stamp]:
@@ -23,22 +21,16 @@ async def update(
     ops: OpsRuntime, principal: Principal, patch: Mapping[str, Any], request_id: str
 ) -> tuple[ModelConfig, Stamp]:
     """Partial update; an invalid value refuses the whole patch (E_SCHEMA_MISMATCH)."""
-    async with ops.change() as session:
-        row = await session.get(OpsSettingRow, SETTING_MODEL_CONFIG)
-        assert row is not None, "migration 0005 seeds the model config"
-        before = ModelConfig.from_json(row.value)
-        after = patch_model_config(
-            before, patch, ops.settings.ops_allowed_models, ops.settings.ops_max_tokens_bound
-        )
-        stamp = Stamp(datetime.now(UTC), principal.sub)
-        row.value, row.updated_at, row.updated_by = after.to_json(), stamp.at, stamp.by
-        await session.run_sync(
-            ops.audit.append,
-            principal,
-            action=ACTION_UPDATE_MODEL_CONFIG,
-            target="model_config",
-            before=before.to_json(),
-            after=after.to_json(),
-            request_id=request_id,
-        )
-    return after, stamp
+    settings = ops.settings
+
+    def patched(before: ModelConfig) -> ModelConfig:
+        return patch_model_config(before, patch, settings.ops_allowed_models, settings.ops_max_tokens_bound)
+
+    return await ops.change_setting(
+        SETTING_MODEL_CONFIG,
+        principal,
+        ACTION_UPDATE_MODEL_CONFIG,
+        request_id,
+        ModelConfig.from_json,
+        patched,
+    )

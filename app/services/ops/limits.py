@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 from app.auth import Principal
 from app.services.ops.catalog import ACTION_UPDATE_LIMITS, SETTING_LIMITS
 from app.services.ops.state import OpsRuntime
 from app.services.ops.values import Limits, Stamp, patch_limits
-from persistence.models.ops import OpsSettingRow
 
 log = logging.getLogger("trainer_console.limits")
 
@@ -29,23 +27,14 @@ async def update(
     ops: OpsRuntime, principal: Principal, patch: Mapping[str, Any], request_id: str
 ) -> tuple[Limits, Stamp]:
     """Partial update; applies to this worker's next request, to the others within a refresh."""
-    async with ops.change() as session:
-        row = await session.get(OpsSettingRow, SETTING_LIMITS)
-        assert row is not None, "migration 0005 seeds the limits"
-        before = Limits.from_json(row.value)
-        after = patch_limits(before, patch)
-        stamp = Stamp(datetime.now(UTC), principal.sub)
-        row.value, row.updated_at, row.updated_by = after.to_json(), stamp.at, stamp.by
-        await session.run_sync(
-            ops.audit.append,
-            principal,
-            action=ACTION_UPDATE_LIMITS,
-            target="limits",
-            before=before.to_json(),
-            after=after.to_json(),
-            request_id=request_id,
-        )
-    return after, stamp
+    return await ops.change_setting(
+        SETTING_LIMITS,
+        principal,
+        ACTION_UPDATE_LIMITS,
+        request_id,
+        Limits.from_json,
+        lambda before: patch_limits(before, patch),
+    )
 
 
 def live_body_limit(ops: OpsRuntime) -> Callable[[], Awaitable[int | None]]:

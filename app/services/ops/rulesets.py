@@ -24,9 +24,8 @@ from app.errors import ReloadFailed, SchemaMismatch
 from app.services.ops import policy
 from app.services.ops.catalog import ACTION_HOT_RELOAD, ACTION_UPLOAD_RULESET, RulesetState, RulesetType
 from app.services.ops.documents import content_hash, validate_document
-from app.services.ops.state import OpsRuntime
+from app.services.ops.state import OpsRuntime, active_view
 from app.services.ops.values import ActiveRuleset
-from app.times import as_utc
 from app.validation import check_id, check_page_size
 from persistence.models.ops import ActiveRulesetRow, RulesetRow
 
@@ -58,21 +57,6 @@ class ReloadResult:
     target_id: str
     previous_ruleset_id: str | None
     active: ActiveRuleset
-
-
-def _active_view(row: ActiveRulesetRow, ruleset: RulesetRow | None) -> ActiveRuleset:
-    return ActiveRuleset(
-        type=RulesetType(row.engine_type),
-        ruleset_id=row.ruleset_id,
-        declared_version=ruleset.declared_version if ruleset is not None else None,
-        document=ruleset.document if ruleset is not None else None,
-        activated_at=as_utc(row.activated_at) if row.activated_at else None,
-        activated_by=row.activated_by,
-        state=RulesetState(row.state),
-        failed_target_id=row.failed_target_id,
-        last_error=row.last_error,
-        failed_at=as_utc(row.failed_at) if row.failed_at else None,
-    )
 
 
 def _state_json(row: ActiveRulesetRow) -> dict[str, Any]:
@@ -200,7 +184,7 @@ async def hot_reload(
             request_id=request_id,
         )
         current = await by_id(session, state.ruleset_id) if state.ruleset_id else None
-        active = _active_view(state, current)
+        active = active_view(state, current)
     if problem is not None:
         kept = f"{previous!r} stays active" if previous else "the type stays without a ruleset"
         raise ReloadFailed(

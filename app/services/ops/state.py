@@ -16,14 +16,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import event, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
+from app.auth import Principal
 from app.services.audit import AuditLog
 from app.services.ops.catalog import SETTING_LIMITS, SETTING_MODEL_CONFIG, RulesetState, RulesetType
 from app.services.ops.diagnostics import OperationMetrics, ProcessSampler
@@ -49,6 +51,13 @@ from persistence.models.ops import (
 
 log = logging.getLogger("trainer_console.ops")
 
+
+class StoredSetting(Protocol):
+    def to_json(self) -> dict[str, Any]: ...
+
+
+S = TypeVar("S", bound=StoredSetting)
+
 STATE_ID = 1
 
 
@@ -57,6 +66,22 @@ async def read_version(session: AsyncSession) -> int:
     if version is None:
         raise RuntimeError("ops_state is empty: run `trainer-console migrate`")
     return int(version)
+
+
+def active_view(row: ActiveRulesetRow, ruleset: RulesetRow | None) -> ActiveRuleset:
+    """An engine type's ruleset state, with the ruleset it names (None once that is gone)."""
+    return ActiveRuleset(
+        type=RulesetType(row.engine_type),
+        ruleset_id=row.ruleset_id,
+        declared_version=ruleset.declared_version if ruleset is not None else None,
+        document=ruleset.document if ruleset is not None else None,
+        activated_at=as_utc(row.activated_at) if row.activated_at else None,
+        activated_by=row.activated_by,
+        state=RulesetState(row.state),
+        failed_target_id=row.failed_target_id,
+        last_error=row.last_error,
+        failed_at=as_utc(row.failed_at) if row.failed_at else None,
+    )
 
 
 async def load_snapshot(session: AsyncSession) -> OpsSnapshot:
@@ -73,21 +98,7 @@ async def load_snapshot(session: AsyncSession) -> OpsSnapshot:
         )
     ).all()
     model_row, limits_row = settings[SETTING_MODEL_CONFIG], settings[SETTING_LIMITS]
-    rulesets: dict[RulesetType, ActiveRuleset] = {}
-    for state, ruleset in active:
-        kind = RulesetType(state.engine_type)
-        rulesets[kind] = ActiveRuleset(
-            type=kind,
-            ruleset_id=state.ruleset_id,
-            declared_version=ruleset.declared_version if ruleset is not None else None,
-            document=ruleset.document if ruleset is not None else None,
-            activated_at=as_utc(state.activated_at) if state.activated_at else None,
-            activated_by=state.activated_by,
-            state=RulesetState(state.state),
-            failed_target_id=state.failed_target_id,
-            last_error=state.last_error,
-            failed_at=as_utc(state.failed_at) if state.failed_at else None,
-        )
+    rulesets = {RulesetType(state.engine_type): active_view(state, ruleset) for state, ruleset in active}
     return OpsSnapshot(
         version=version,
         model_config=ModelConfig.from_json(model_row.value),
@@ -200,3 +211,32 @@ class OpsRuntime:
                 yield session
         finally:
             self.invalidate()
+
+    async def change_setting(
+        self,
+        key: str,
+        principal: Principal,
+        action: str,
+        request_id: str,
+        parse: Callable[[Mapping[str, Any]], S],
+        patch: Callable[[S], S],
+    ) -> tuple[S, Stamp]:
+        """Patch one stored setting (model config, limits): validated as a whole by ``patch``,
+        stamped and audited in the same change."""
+        async with self.change() as session:
+            row = await session.get(OpsSettingRow, key)
+            assert row is not None, f"migration 0005 seeds the {key} setting"
+            before = parse(row.value)
+            after = patch(before)
+            stamp = Stamp(datetime.now(UTC), principal.sub)
+            row.value, row.updated_at, row.updated_by = after.to_json(), stamp.at, stamp.by
+            await session.run_sync(
+                self.audit.append,
+                principal,
+                action=action,
+                target=key,
+                before=before.to_json(),
+                after=after.to_json(),
+                request_id=request_id,
+            )
+        return after, stamp
