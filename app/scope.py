@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from app.auth import Principal, Role
 from app.errors import Forbidden, OutOfScope
+from app.policy import OPERATORS
 
 LEVELS = ("region", "country", "branch", "team")
 
@@ -72,12 +73,9 @@ def principal_bound(principal: Principal) -> ScopeFilter:
             )
 
 
-OPERATOR_ROLES = frozenset({Role.ADMIN, Role.REGION, Role.COUNTRY, Role.BRANCH})
-
-
 def ensure_operator(principal: Principal) -> None:
     """User data is read by operators; engines read only what their own fields allow."""
-    if principal.role not in OPERATOR_ROLES:
+    if principal.role not in OPERATORS:
         raise Forbidden(f"role {principal.role.value} may not read user data")
 
 

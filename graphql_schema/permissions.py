@@ -1,4 +1,4 @@
-"""Field permissions, declared on each root field with parameterised instances."""
+"""Field permissions: each root field names the set of roles (``app.policy``) that may call it."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from typing import Any
 
 from strawberry.permission import BasePermission, PermissionExtension
 
-from app.auth import Role
 from app.errors import Forbidden
+from app.policy import Roles
 from graphql_schema.info import Info
 
 
@@ -18,8 +18,8 @@ class HasRole(BasePermission):
     UNAUTHENTICATED / FORBIDDEN codes on the response.
     """
 
-    def __init__(self, *roles: Role) -> None:
-        self.roles = frozenset(roles)
+    def __init__(self, roles: Roles) -> None:
+        self.roles = roles
 
     def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
         principal = info.context.principal  # raises UNAUTHENTICATED
@@ -28,9 +28,5 @@ class HasRole(BasePermission):
         return True
 
 
-ANY_ROLE = tuple(Role)
-OPERATORS = (Role.ADMIN, Role.REGION, Role.COUNTRY, Role.BRANCH)
-
-
-def allow(*roles: Role) -> PermissionExtension:
-    return PermissionExtension([HasRole(*roles)], use_directives=False)
+def allow(roles: Roles) -> PermissionExtension:
+    return PermissionExtension([HasRole(roles)], use_directives=False)

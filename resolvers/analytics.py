@@ -7,10 +7,10 @@ from typing import Annotated
 
 import strawberry
 
-from app.auth import Role
+from app import policy
 from app.services import analytics
 from graphql_schema.info import Info
-from graphql_schema.permissions import OPERATORS, allow
+from graphql_schema.permissions import allow
 from graphql_schema.types.analytics import (
     Aggregate,
     InsightsInput,
@@ -26,18 +26,18 @@ from graphql_schema.types.common import ScopeFilterInput
 @strawberry.type
 class AnalyticsQuery:
     @strawberry.field(
-        extensions=[allow(*OPERATORS)],
+        extensions=[allow(policy.OPERATORS)],
         description="§4.1-4.4 for a UTC day, for the unit the scope filter names (default: your own node; "
         "an admin without a filter: the whole organisation). NOT_FOUND until the day is built.",
     )
     async def kpis(self, info: Info, date: dt.date, scope: ScopeFilterInput | None = None) -> Kpis:
         ctx = info.context
         async with ctx.db.session() as session:
-            report = await analytics.kpis(session, ctx.principal, date, scope.to_filter() if scope else None)
+            report = await analytics.kpis(session, ctx.principal, date, scope.to_value() if scope else None)
         return Kpis.from_row(report)
 
     @strawberry.field(
-        extensions=[allow(*OPERATORS)],
+        extensions=[allow(policy.OPERATORS)],
         description="§4.5: the units of a level inside your node, best first.",
     )
     async def ranking(
@@ -53,7 +53,7 @@ class AnalyticsQuery:
         return [RankingEntry.from_row(level, unit) for unit in units]
 
     @strawberry.field(
-        extensions=[allow(*OPERATORS)],
+        extensions=[allow(policy.OPERATORS)],
         description="§3.5 rows of a level from `from` to `to` (UTC days, inclusive), optionally of one unit.",
     )
     async def aggregates(
@@ -79,7 +79,7 @@ class AnalyticsQuery:
         return [Aggregate.from_row(level, row) for row in rows]
 
     @strawberry.field(
-        extensions=[allow(*OPERATORS, Role.ENGINE)],
+        extensions=[allow(policy.INSIGHTS_READERS)],
         description="§5: the Insights Engine input for one user and UTC day.",
     )
     async def insights_input(self, info: Info, user_id: strawberry.ID, date: dt.date) -> InsightsInput:
@@ -94,7 +94,7 @@ class AnalyticsQuery:
 @strawberry.type
 class AnalyticsMutation:
     @strawberry.mutation(
-        extensions=[allow(Role.ADMIN)],
+        extensions=[allow(policy.ADMIN)],
         description="Build snapshot_daily_user and the four aggregates for a UTC day, in one transaction "
         "(admin). A built day is E_DUPLICATE_SNAPSHOT unless rebuild: true, which replaces it (audited).",
     )

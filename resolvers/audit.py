@@ -7,7 +7,7 @@ from typing import Annotated
 
 import strawberry
 
-from app.auth import Role
+from app import policy
 from app.services import audit
 from graphql_schema.info import Info
 from graphql_schema.permissions import allow
@@ -17,7 +17,7 @@ from graphql_schema.types.audit import AuditEntryConnection, AuditVerification
 @strawberry.type
 class AuditQuery:
     @strawberry.field(
-        extensions=[allow(Role.ADMIN)],
+        extensions=[allow(policy.ADMIN)],
         description=(
             "Audit entries, newest first (cursor pagination towards older entries). action is one of "
             "the §7.1 categories (predict, publish, reload, update_config: all their actions) or one "
@@ -40,10 +40,10 @@ class AuditQuery:
             page = await audit.list_entries(
                 session, ctx.principal, query, first, after, ctx.settings.max_page_size
             )
-        return AuditEntryConnection.from_page(page)
+        return AuditEntryConnection.from_row(page)
 
     @strawberry.field(
-        extensions=[allow(Role.ADMIN)],
+        extensions=[allow(policy.ADMIN)],
         description=(
             "Recompute the audit hash chain and report the first broken entry. Pass a lastSeq/lastHash "
             "saved earlier (outside the database) as anchorSeq/anchorHash to also detect entries "
@@ -56,4 +56,4 @@ class AuditQuery:
         ctx = info.context
         async with ctx.db.session() as session:
             result = await audit.verify(session, ctx.principal, ctx.ops.audit, anchor_seq, anchor_hash)
-        return AuditVerification.from_verification(result)
+        return AuditVerification.from_row(result)

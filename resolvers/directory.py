@@ -4,22 +4,22 @@ from __future__ import annotations
 
 import strawberry
 
-from app.auth import Role
+from app import policy
 from app.services import directory
 from graphql_schema.info import Info
-from graphql_schema.permissions import ANY_ROLE, OPERATORS, allow
+from graphql_schema.permissions import allow
 from graphql_schema.types.common import ScopeFilterInput
 from graphql_schema.types.directory import PrincipalType, RegisterUserInput, User, UserConnection
 
 
 @strawberry.type
 class DirectoryQuery:
-    @strawberry.field(extensions=[allow(*ANY_ROLE)], description="The calling principal.")
+    @strawberry.field(extensions=[allow(policy.ANYONE)], description="The calling principal.")
     def me(self, info: Info) -> PrincipalType:
-        return PrincipalType.from_principal(info.context.principal)
+        return PrincipalType.from_row(info.context.principal)
 
     @strawberry.field(
-        extensions=[allow(*OPERATORS)],
+        extensions=[allow(policy.OPERATORS)],
         description="One user. FORBIDDEN outside your scope, whether or not the user exists.",
     )
     async def user(self, info: Info, id: strawberry.ID) -> User:
@@ -27,7 +27,7 @@ class DirectoryQuery:
         return User.from_row(directory.check_can_read(info.context.principal, row))
 
     @strawberry.field(
-        extensions=[allow(*OPERATORS)],
+        extensions=[allow(policy.OPERATORS)],
         description="Users inside your scope, ordered by userId (cursor pagination).",
     )
     async def users(
@@ -42,24 +42,24 @@ class DirectoryQuery:
             page = await directory.list_users(
                 session,
                 ctx.principal,
-                scope.to_filter() if scope else None,
+                scope.to_value() if scope else None,
                 first,
                 after,
                 ctx.settings.max_page_size,
             )
         for row in page.items:
             ctx.loaders.user_by_id.prime(row.user_id, row)
-        return UserConnection.from_page(page)
+        return UserConnection.from_row(page)
 
 
 @strawberry.type
 class DirectoryMutation:
     @strawberry.mutation(
-        extensions=[allow(Role.ADMIN)],
+        extensions=[allow(policy.ADMIN)],
         description="Create a user, or move an existing one to a new name/scope (admin).",
     )
     async def register_user(self, info: Info, input: RegisterUserInput) -> User:
         ctx = info.context
-        new = directory.NewUser(input.user_id, input.name, input.scope.to_scope())
+        new = directory.NewUser(input.user_id, input.name, input.scope.to_value())
         row = await directory.register_user(ctx.db, ctx.ops.audit, ctx.principal, new, ctx.request_id)
         return User.from_row(row)

@@ -3,30 +3,28 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 import strawberry
 from strawberry.scalars import JSON
 
-from app.auth import Role
+from app import policy
 from app.services import logs
 from app.services.ingest.storage import log_batch
 from app.services.ingest.validation import LogKind
 from graphql_schema.info import Info
-from graphql_schema.permissions import OPERATORS, allow
+from graphql_schema.permissions import allow
 from graphql_schema.types.common import ScopeFilterInput
+from graphql_schema.types.inputs import Record
 from graphql_schema.types.logs import (
     EventLogConnection,
-    EventLogInput,
+    EventLogRecords,
     InteractionLogConnection,
-    InteractionLogInput,
+    InteractionLogRecords,
     LogBatchResult,
     SessionLogConnection,
-    SessionLogInput,
-    to_records,
+    SessionLogRecords,
 )
-
-WRITERS = (Role.ENGINE, Role.ADMIN)
 
 BATCH_RULES = (
     "Give the records as `records` (typed) or as `recordsJson` (the same list as a JSON value, "
@@ -41,56 +39,57 @@ RANGE_TO = "Exclusive upper bound on the record's time (ISO 8601 with offset)."
 
 
 async def _log(
-    info: Info, kind: LogKind, records: list[Any] | None, records_json: JSON | None, partial: bool
+    info: Info, kind: LogKind, records: list[Record] | None, records_json: JSON | None, partial: bool
 ) -> LogBatchResult:
     ctx = info.context
     outcome = await log_batch(
         ctx.db,
         ctx.principal,
         kind,
-        records=to_records(records),
+        records=records,
         records_json=records_json,
         partial=partial,
         settings=ctx.settings,
     )
-    return LogBatchResult.from_outcome(outcome)
+    return LogBatchResult.from_row(outcome)
 
 
 @strawberry.type
 class LogsMutation:
     @strawberry.mutation(
-        extensions=[allow(*WRITERS)], description=f"Append event_log records (data-layer §3.1). {BATCH_RULES}"
+        extensions=[allow(policy.LOG_WRITERS)],
+        description=f"Append event_log records (data-layer §3.1). {BATCH_RULES}",
     )
     async def log_events(
         self,
         info: Info,
-        records: list[EventLogInput] | None = None,
+        records: EventLogRecords = None,
         records_json: Annotated[JSON | None, strawberry.argument(description=RECORDS_JSON)] = None,
         partial: Annotated[bool, strawberry.argument(description=PARTIAL)] = False,
     ) -> LogBatchResult:
         return await _log(info, LogKind.EVENT, records, records_json, partial)
 
     @strawberry.mutation(
-        extensions=[allow(*WRITERS)],
+        extensions=[allow(policy.LOG_WRITERS)],
         description=f"Append interaction_log records (data-layer §3.2). {BATCH_RULES}",
     )
     async def log_interactions(
         self,
         info: Info,
-        records: list[InteractionLogInput] | None = None,
+        records: InteractionLogRecords = None,
         records_json: Annotated[JSON | None, strawberry.argument(description=RECORDS_JSON)] = None,
         partial: Annotated[bool, strawberry.argument(description=PARTIAL)] = False,
     ) -> LogBatchResult:
         return await _log(info, LogKind.INTERACTION, records, records_json, partial)
 
     @strawberry.mutation(
-        extensions=[allow(*WRITERS)],
+        extensions=[allow(policy.LOG_WRITERS)],
         description=f"Append session_log records (data-layer §3.3). {BATCH_RULES}",
     )
     async def log_sessions(
         self,
         info: Info,
-        records: list[SessionLogInput] | None = None,
+        records: SessionLogRecords = None,
         records_json: Annotated[JSON | None, strawberry.argument(description=RECORDS_JSON)] = None,
         partial: Annotated[bool, strawberry.argument(description=PARTIAL)] = False,
     ) -> LogBatchResult:
@@ -100,7 +99,7 @@ class LogsMutation:
 @strawberry.type
 class LogsQuery:
     @strawberry.field(
-        extensions=[allow(*OPERATORS)],
+        extensions=[allow(policy.OPERATORS)],
         description="event_log records in your scope, oldest first. "
         "A filter outside your scope is FORBIDDEN.",
     )
@@ -121,16 +120,16 @@ class LogsQuery:
             kind=event_type,
             since=from_,
             until=to,
-            scope=scope.to_filter() if scope else None,
+            scope=scope.to_value() if scope else None,
         )
         async with ctx.db.session() as session:
             page = await logs.list_events(
                 session, ctx.principal, filter_, first, after, ctx.settings.max_page_size
             )
-        return EventLogConnection.from_page(page)
+        return EventLogConnection.from_row(page)
 
     @strawberry.field(
-        extensions=[allow(*OPERATORS)],
+        extensions=[allow(policy.OPERATORS)],
         description="interaction_log records in your scope, oldest first. "
         "A filter outside your scope is FORBIDDEN.",
     )
@@ -153,16 +152,16 @@ class LogsQuery:
             session_id=session_id,
             since=from_,
             until=to,
-            scope=scope.to_filter() if scope else None,
+            scope=scope.to_value() if scope else None,
         )
         async with ctx.db.session() as session:
             page = await logs.list_interactions(
                 session, ctx.principal, filter_, first, after, ctx.settings.max_page_size
             )
-        return InteractionLogConnection.from_page(page)
+        return InteractionLogConnection.from_row(page)
 
     @strawberry.field(
-        extensions=[allow(*OPERATORS)],
+        extensions=[allow(policy.OPERATORS)],
         description="session_log records in your scope, oldest first; the time range applies to endTime. "
         "A filter outside your scope is FORBIDDEN.",
     )
@@ -179,10 +178,10 @@ class LogsQuery:
     ) -> SessionLogConnection:
         ctx = info.context
         filter_ = logs.LogFilter(
-            user_id=user_id, kind=engine, since=from_, until=to, scope=scope.to_filter() if scope else None
+            user_id=user_id, kind=engine, since=from_, until=to, scope=scope.to_value() if scope else None
         )
         async with ctx.db.session() as session:
             page = await logs.list_sessions(
                 session, ctx.principal, filter_, first, after, ctx.settings.max_page_size
             )
-        return SessionLogConnection.from_page(page)
+        return SessionLogConnection.from_row(page)

@@ -3,33 +3,31 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
-from typing import Any
 
 import strawberry
 
-from app.auth import Role
+from app import policy
 from app.services.upm import service as upm
 from app.services.upm.profile import ProfileView
 from app.services.upm.ruleset import UpmRuleset
 from graphql_schema.info import Info
-from graphql_schema.permissions import OPERATORS, allow
+from graphql_schema.permissions import allow
+from graphql_schema.types.inputs import Record
 from graphql_schema.types.upm import (
-    LearningLogInput,
+    LearningLog,
     LearningPerformance,
     LogResult,
-    MissionLogInput,
+    MissionLog,
     MissionPerformance,
     Performance,
-    QuizLogInput,
+    QuizLog,
     QuizPerformance,
-    ScenarioLogInput,
+    ScenarioLog,
     ScenarioPerformance,
     SkillLevel,
     SkillMastery,
     SkillUpdateInput,
 )
-
-WRITERS = (Role.ENGINE, Role.ADMIN)
 
 
 async def _rules(info: Info) -> UpmRuleset:
@@ -48,8 +46,7 @@ async def _profile(info: Info, user_id: str) -> ProfileView:
     )
 
 
-async def _log(info: Info, kind: str, payload: Any) -> LogResult:
-    """``payload`` is the input as a plain dict (graphql_schema.types.upm.as_record)."""
+async def _log(info: Info, kind: str, payload: Record) -> LogResult:
     ctx = info.context
     answer = await upm.log(
         ctx.db.writer.run,
@@ -62,56 +59,60 @@ async def _log(info: Info, kind: str, payload: Any) -> LogResult:
         ctx.request_id,
     )
     ctx.broker.publish(f"performance:{answer.user_id}")
-    return LogResult.from_answer(answer)
+    return LogResult.from_row(answer)
 
 
 @strawberry.type
 class UpmQuery:
-    @strawberry.field(extensions=[allow(*OPERATORS)], description="upm §7: the full summary.")
+    @strawberry.field(extensions=[allow(policy.OPERATORS)], description="upm §7: the full summary.")
     async def performance_summary(self, info: Info, user_id: str) -> Performance:
-        return Performance.from_view(await _profile(info, user_id))
+        return Performance.from_row(await _profile(info, user_id))
 
-    @strawberry.field(extensions=[allow(*OPERATORS)], description="upm §2.2")
+    @strawberry.field(extensions=[allow(policy.OPERATORS)], description="upm §2.2")
     async def scenario_summary(self, info: Info, user_id: str) -> ScenarioPerformance:
-        return ScenarioPerformance.from_view((await _profile(info, user_id)).scenario)
+        return ScenarioPerformance.from_row((await _profile(info, user_id)).scenario)
 
-    @strawberry.field(extensions=[allow(*OPERATORS)], description="upm §3.2")
+    @strawberry.field(extensions=[allow(policy.OPERATORS)], description="upm §3.2")
     async def quiz_summary(self, info: Info, user_id: str) -> QuizPerformance:
-        return QuizPerformance.from_view((await _profile(info, user_id)).quiz)
+        return QuizPerformance.from_row((await _profile(info, user_id)).quiz)
 
-    @strawberry.field(extensions=[allow(*OPERATORS)], description="upm §4.2")
+    @strawberry.field(extensions=[allow(policy.OPERATORS)], description="upm §4.2")
     async def learning_summary(self, info: Info, user_id: str) -> LearningPerformance:
-        return LearningPerformance.from_view((await _profile(info, user_id)).learning)
+        return LearningPerformance.from_row((await _profile(info, user_id)).learning)
 
-    @strawberry.field(extensions=[allow(*OPERATORS)], description="upm §5.2")
+    @strawberry.field(extensions=[allow(policy.OPERATORS)], description="upm §5.2")
     async def mission_summary(self, info: Info, user_id: str) -> MissionPerformance:
-        return MissionPerformance.from_view((await _profile(info, user_id)).missions)
+        return MissionPerformance.from_row((await _profile(info, user_id)).missions)
 
-    @strawberry.field(extensions=[allow(*OPERATORS)], description="upm §6.2")
+    @strawberry.field(extensions=[allow(policy.OPERATORS)], description="upm §6.2")
     async def skill_summary(self, info: Info, user_id: str) -> SkillMastery:
-        return SkillMastery.from_map((await _profile(info, user_id)).skill)
+        return SkillMastery.from_row((await _profile(info, user_id)).skill)
 
 
 @strawberry.type
 class UpmMutation:
-    @strawberry.mutation(extensions=[allow(*WRITERS)], description="upm §2.1: a SalesLab scenario session.")
-    async def log_scenario(self, info: Info, input: ScenarioLogInput) -> LogResult:
+    @strawberry.mutation(
+        extensions=[allow(policy.LOG_WRITERS)], description="upm §2.1: a SalesLab scenario session."
+    )
+    async def log_scenario(self, info: Info, input: ScenarioLog) -> LogResult:
         return await _log(info, "scenario", input)
 
-    @strawberry.mutation(extensions=[allow(*WRITERS)], description="upm §3.1: a quiz result.")
-    async def log_quiz(self, info: Info, input: QuizLogInput) -> LogResult:
+    @strawberry.mutation(extensions=[allow(policy.LOG_WRITERS)], description="upm §3.1: a quiz result.")
+    async def log_quiz(self, info: Info, input: QuizLog) -> LogResult:
         return await _log(info, "quiz", input)
 
-    @strawberry.mutation(extensions=[allow(*WRITERS)], description="upm §4.1: a learning module log.")
-    async def log_learning(self, info: Info, input: LearningLogInput) -> LogResult:
+    @strawberry.mutation(
+        extensions=[allow(policy.LOG_WRITERS)], description="upm §4.1: a learning module log."
+    )
+    async def log_learning(self, info: Info, input: LearningLog) -> LogResult:
         return await _log(info, "learning", input)
 
-    @strawberry.mutation(extensions=[allow(*WRITERS)], description="upm §5.1: a mission result.")
-    async def log_mission(self, info: Info, input: MissionLogInput) -> LogResult:
+    @strawberry.mutation(extensions=[allow(policy.LOG_WRITERS)], description="upm §5.1: a mission result.")
+    async def log_mission(self, info: Info, input: MissionLog) -> LogResult:
         return await _log(info, "mission", input)
 
     @strawberry.mutation(
-        extensions=[allow(Role.ADMIN)],
+        extensions=[allow(policy.ADMIN)],
         description="upm §6.1, admin only: engines never change mastery directly (upm §10).",
     )
     async def update_skill(self, info: Info, input: SkillUpdateInput) -> SkillLevel:
@@ -133,16 +134,16 @@ class UpmMutation:
 @strawberry.type
 class UpmSubscription:
     @strawberry.subscription(
-        extensions=[allow(*OPERATORS)],
+        extensions=[allow(policy.OPERATORS)],
         description="The user's profile now, then again after every accepted log for the user.",
     )
     async def performance_updated(self, info: Info, user_id: str) -> AsyncGenerator[Performance, None]:
         ctx = info.context
         async with ctx.broker.listen(f"performance:{user_id}") as wakeups:
             # listening first, so no update between this read and the next is lost
-            yield Performance.from_view(await _profile(info, user_id))  # also authorises
+            yield Performance.from_row(await _profile(info, user_id))  # also authorises
             while True:
                 await wakeups.get()
-                yield Performance.from_view(
+                yield Performance.from_row(
                     await upm.fresh_profile(ctx.db, ctx.principal, user_id, await _rules(info))
                 )

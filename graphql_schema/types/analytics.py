@@ -42,7 +42,7 @@ class VersionContextType:
     prompt_version: str | None
 
     @classmethod
-    def from_versions(cls, versions: Versions) -> VersionContextType:
+    def from_row(cls, versions: Versions) -> VersionContextType:
         return cls(
             module_version=versions.module_version,
             scenario_version=versions.scenario_version,
@@ -58,7 +58,7 @@ class ScopePath:
     team_id: str | None
 
     @classmethod
-    def from_filter(cls, scope: ScopeFilter) -> ScopePath:
+    def from_row(cls, scope: ScopeFilter) -> ScopePath:
         return cls(
             region_id=scope.region_id,
             country_id=scope.country_id,
@@ -95,7 +95,7 @@ class Kpis:
     @classmethod
     def from_row(cls, report: KpiReport) -> Kpis:
         c = report.counters
-        versions = VersionContextType.from_versions(report.versions)
+        versions = VersionContextType.from_row(report.versions)
 
         def rate(numerator: int, denominator: int, value: float | None) -> RateKpi:
             return RateKpi(
@@ -105,7 +105,7 @@ class Kpis:
         return cls(
             date=report.day,
             level=report.level,
-            scope=ScopePath.from_filter(report.scope),
+            scope=ScopePath.from_row(report.scope),
             active_users=CountKpi(value=c.active_users, version_context=versions),
             module_completion_rate=rate(c.module_completed, c.module_started, c.module_completion_rate),
             quiz_pass_rate=rate(c.quiz_passed, c.quiz_completed, c.quiz_pass_rate),
@@ -146,7 +146,7 @@ class Aggregate:
             date=row.day,
             level=level,
             scope_id=getattr(row, level.column),
-            scope=ScopePath.from_filter(scope_of(level, row)),
+            scope=ScopePath.from_row(scope_of(level, row)),
             active_users=row.active_users,
             users=row.users,
             total_sales_lab_sessions=row.saleslab_sessions,
@@ -160,7 +160,7 @@ class Aggregate:
             quiz_passed=row.quiz_passed,
             upsell_attempts=row.upsell_attempts,
             upsell_successes=row.upsell_successes,
-            version=VersionContextType.from_versions(versions_of(row)),
+            version=VersionContextType.from_row(versions_of(row)),
             built_at=as_utc(row.built_at),
         )
 
@@ -233,7 +233,7 @@ class DailyUserSnapshot:
                 latest_scenario_version=row.latest_scenario_version,
                 latest_prompt_version=row.latest_prompt_version,
             ),
-            scope=ScopeType.from_scope(Scope(row.region_id, row.country_id, row.branch_id, row.team_id)),
+            scope=ScopeType.from_row(Scope(row.region_id, row.country_id, row.branch_id, row.team_id)),
         )
 
 
@@ -276,7 +276,7 @@ class UpsellMetricsType:
     success_rate: float | None
 
     @classmethod
-    def from_metrics(cls, metrics: UpsellMetrics) -> UpsellMetricsType:
+    def from_row(cls, metrics: UpsellMetrics) -> UpsellMetricsType:
         return cls(
             saleslab_sessions=metrics.saleslab_sessions,
             attempted_sessions=metrics.attempted_sessions,
@@ -309,9 +309,9 @@ class InsightsInput:
             ),
             saleslab_session_logs=[SessionLog.from_row(row) for row in payload.saleslab_sessions],
             quiz_performance_log=[QuizSessionPerformance.from_row(quiz) for quiz in payload.quizzes],
-            upsell_metrics=UpsellMetricsType.from_metrics(payload.upsell),
-            version_context=VersionContextType.from_versions(payload.versions),
-            scope_context=ScopeType.from_scope(payload.scope),
+            upsell_metrics=UpsellMetricsType.from_row(payload.upsell),
+            version_context=VersionContextType.from_row(payload.versions),
+            scope_context=ScopeType.from_row(payload.scope),
         )
 
 

@@ -65,12 +65,12 @@ class AuditEntryConnection:
         return [edge.node for edge in self.edges]
 
     @classmethod
-    def from_page(cls, page: Page[AuditEntryRow]) -> AuditEntryConnection:
+    def from_row(cls, page: Page[AuditEntryRow]) -> AuditEntryConnection:
         edges = [
             AuditEntryEdge(cursor=cursor, node=AuditEntry.from_row(row))
             for row, cursor in zip(page.items, page.cursors, strict=True)
         ]
-        return cls(edges=edges, page_info=PageInfo.of(page))
+        return cls(edges=edges, page_info=PageInfo.from_row(page))
 
 
 @strawberry.type(description="The result of recomputing the audit hash chain.")
@@ -85,7 +85,7 @@ class AuditVerification:
     last_hash: str
 
     @classmethod
-    def from_verification(cls, result: Verification) -> AuditVerification:
+    def from_row(cls, result: Verification) -> AuditVerification:
         return cls(
             ok=result.ok,
             checked=result.checked,

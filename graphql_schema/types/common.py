@@ -18,7 +18,7 @@ class ScopeType:
     team_id: str
 
     @classmethod
-    def from_scope(cls, scope: Scope) -> ScopeType:
+    def from_row(cls, scope: Scope) -> ScopeType:
         return cls(
             region_id=scope.region_id,
             country_id=scope.country_id,
@@ -34,7 +34,7 @@ class ScopeFilterInput:
     branch_id: str | None = None
     team_id: str | None = None
 
-    def to_filter(self) -> ScopeFilter:
+    def to_value(self) -> ScopeFilter:
         return ScopeFilter(self.region_id, self.country_id, self.branch_id, self.team_id)
 
 
@@ -45,7 +45,7 @@ class ScopeInput:
     branch_id: str
     team_id: str
 
-    def to_scope(self) -> Scope:
+    def to_value(self) -> Scope:
         return Scope(self.region_id, self.country_id, self.branch_id, self.team_id)
 
 
@@ -55,5 +55,5 @@ class PageInfo:
     end_cursor: str | None
 
     @classmethod
-    def of(cls, page: Page[Any]) -> PageInfo:
+    def from_row(cls, page: Page[Any]) -> PageInfo:
         return cls(has_next_page=page.has_next_page, end_cursor=page.cursors[-1] if page.cursors else None)

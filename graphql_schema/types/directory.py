@@ -26,7 +26,7 @@ class PrincipalType:
     branch_id: str | None
 
     @classmethod
-    def from_principal(cls, principal: Principal) -> PrincipalType:
+    def from_row(cls, principal: Principal) -> PrincipalType:
         return cls(
             sub=principal.sub,
             role=principal.role,
@@ -46,13 +46,13 @@ class User:
     async def performance(self, info: Info) -> Performance:
         ctx = info.context
         rows = await ctx.loaders.profile_rows_by_user_id.load(self.user_id)
-        return Performance.from_view(
+        return Performance.from_row(
             profile.build(self.user_id, rows, upm.active_ruleset(await ctx.ops.current()))
         )
 
     @classmethod
     def from_row(cls, row: UserRow) -> User:
-        return cls(user_id=row.user_id, name=row.name, scope=ScopeType.from_scope(scope_of(row)))
+        return cls(user_id=row.user_id, name=row.name, scope=ScopeType.from_row(scope_of(row)))
 
 
 @strawberry.type
@@ -71,12 +71,12 @@ class UserConnection:
         return [edge.node for edge in self.edges]
 
     @classmethod
-    def from_page(cls, page: Page[UserRow]) -> UserConnection:
+    def from_row(cls, page: Page[UserRow]) -> UserConnection:
         edges = [
             UserEdge(cursor=cursor, node=User.from_row(row))
             for row, cursor in zip(page.items, page.cursors, strict=True)
         ]
-        return cls(edges=edges, page_info=PageInfo.of(page))
+        return cls(edges=edges, page_info=PageInfo.from_row(page))
 
 
 @strawberry.input

@@ -8,12 +8,10 @@ GraphQL error for the whole request. Field descriptions say what is required.
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import datetime
-from typing import Any
+from typing import Annotated
 
 import strawberry
-from strawberry.utils.str_converters import to_camel_case
 
 from app.pagination import Page
 from app.scope import Scope
@@ -21,6 +19,7 @@ from app.services.ingest.storage import BatchOutcome, RecordStatus
 from app.services.ingest.validation import RecordError
 from app.times import as_utc
 from graphql_schema.types.common import PageInfo, ScopeType
+from graphql_schema.types.inputs import Record, record_input
 from persistence.models import EventLogRow, InteractionLogRow, SessionLogRow
 
 REQUIRED = "Required."
@@ -35,24 +34,6 @@ LogRecordStatus = strawberry.enum(
         "all-or-nothing batch; send it again."
     ),
 )
-
-
-def to_record(value: Any) -> Any:
-    """A typed input as the plain camelCase dict the JSON form sends (unset fields left out)."""
-    if isinstance(value, list):
-        return [to_record(item) for item in value]
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        record: dict[str, Any] = {}
-        for item in dataclasses.fields(value):
-            child = getattr(value, item.name)
-            if child is not strawberry.UNSET:
-                record[to_camel_case(item.name)] = to_record(child)
-        return record
-    return value
-
-
-def to_records(records: list[Any] | None) -> list[Any] | None:
-    return None if records is None else [to_record(record) for record in records]
 
 
 # --- inputs -----------------------------------------------------------------------------------
@@ -88,7 +69,7 @@ class EventLogContextInput:
     )
 
 
-@strawberry.input(description="One event_log record (data-layer §3.1).")
+@record_input(description="One event_log record (data-layer §3.1).")
 class EventLogInput:
     event_id: str | None = strawberry.field(
         default=strawberry.UNSET, description=f"{REQUIRED} Idempotency key."
@@ -113,7 +94,7 @@ class InteractionLogMetadataInput:
     upsell_triggered: bool | None = strawberry.field(default=strawberry.UNSET, description=REQUIRED)
 
 
-@strawberry.input(description="One interaction_log record (data-layer §3.2).")
+@record_input(description="One interaction_log record (data-layer §3.2).")
 class InteractionLogInput:
     interaction_id: str | None = strawberry.field(
         default=strawberry.UNSET, description=f"{REQUIRED} Idempotency key."
@@ -143,7 +124,7 @@ class SessionLogSummaryInput:
     upsell_success: bool | None = strawberry.field(default=strawberry.UNSET, description=NULLABLE)
 
 
-@strawberry.input(description="One session_log record (data-layer §3.3).")
+@record_input(description="One session_log record (data-layer §3.3).")
 class SessionLogInput:
     session_id: str | None = strawberry.field(
         default=strawberry.UNSET, description=f"{REQUIRED} Idempotency key."
@@ -167,6 +148,16 @@ class SessionLogInput:
     scope: LogScopeInput | None = strawberry.field(default=strawberry.UNSET, description=REQUIRED)
 
 
+# What the batch mutations take as `records`: the schema shows the inputs, the resolver gets records.
+EventLogRecords = Annotated[list[Record] | None, strawberry.argument(graphql_type=list[EventLogInput] | None)]
+InteractionLogRecords = Annotated[
+    list[Record] | None, strawberry.argument(graphql_type=list[InteractionLogInput] | None)
+]
+SessionLogRecords = Annotated[
+    list[Record] | None, strawberry.argument(graphql_type=list[SessionLogInput] | None)
+]
+
+
 # --- the batch answer -------------------------------------------------------------------------
 
 
@@ -179,7 +170,7 @@ class LogRecordError:
     field: str | None = strawberry.field(description="The offending field, e.g. scope.teamId.")
 
     @classmethod
-    def from_error(cls, error: RecordError) -> LogRecordError:
+    def from_row(cls, error: RecordError) -> LogRecordError:
         return cls(index=error.index, id=error.id, code=error.code, message=error.message, field=error.field)
 
 
@@ -196,14 +187,14 @@ class LogBatchResult:
     errors: list[LogRecordError]
 
     @classmethod
-    def from_outcome(cls, outcome: BatchOutcome) -> LogBatchResult:
+    def from_row(cls, outcome: BatchOutcome) -> LogBatchResult:
         return cls(
             accepted=outcome.count(RecordStatus.ACCEPTED),
             duplicates=outcome.count(RecordStatus.DUPLICATE),
             rejected=outcome.count(RecordStatus.REJECTED),
             skipped=outcome.count(RecordStatus.SKIPPED),
             statuses=outcome.statuses,
-            errors=[LogRecordError.from_error(error) for error in outcome.errors],
+            errors=[LogRecordError.from_row(error) for error in outcome.errors],
         )
 
 
@@ -211,7 +202,7 @@ class LogBatchResult:
 
 
 def _scope(row: EventLogRow | InteractionLogRow | SessionLogRow) -> ScopeType:
-    return ScopeType.from_scope(Scope(row.region_id, row.country_id, row.branch_id, row.team_id))
+    return ScopeType.from_row(Scope(row.region_id, row.country_id, row.branch_id, row.team_id))
 
 
 @strawberry.type
@@ -379,13 +370,13 @@ class EventLogConnection:
         return [edge.node for edge in self.edges]
 
     @classmethod
-    def from_page(cls, page: Page[EventLogRow]) -> EventLogConnection:
+    def from_row(cls, page: Page[EventLogRow]) -> EventLogConnection:
         return cls(
             edges=[
                 EventLogEdge(cursor=cursor, node=EventLog.from_row(row))
                 for row, cursor in zip(page.items, page.cursors, strict=True)
             ],
-            page_info=PageInfo.of(page),
+            page_info=PageInfo.from_row(page),
         )
 
 
@@ -405,13 +396,13 @@ class InteractionLogConnection:
         return [edge.node for edge in self.edges]
 
     @classmethod
-    def from_page(cls, page: Page[InteractionLogRow]) -> InteractionLogConnection:
+    def from_row(cls, page: Page[InteractionLogRow]) -> InteractionLogConnection:
         return cls(
             edges=[
                 InteractionLogEdge(cursor=cursor, node=InteractionLog.from_row(row))
                 for row, cursor in zip(page.items, page.cursors, strict=True)
             ],
-            page_info=PageInfo.of(page),
+            page_info=PageInfo.from_row(page),
         )
 
 
@@ -431,11 +422,11 @@ class SessionLogConnection:
         return [edge.node for edge in self.edges]
 
     @classmethod
-    def from_page(cls, page: Page[SessionLogRow]) -> SessionLogConnection:
+    def from_row(cls, page: Page[SessionLogRow]) -> SessionLogConnection:
         return cls(
             edges=[
                 SessionLogEdge(cursor=cursor, node=SessionLog.from_row(row))
                 for row, cursor in zip(page.items, page.cursors, strict=True)
             ],
-            page_info=PageInfo.of(page),
+            page_info=PageInfo.from_row(page),
         )

@@ -8,7 +8,7 @@ from typing import Any
 import strawberry
 from strawberry.scalars import JSON
 
-from app.services.ops import policy
+from app import policy
 from app.services.ops.catalog import (
     LANGUAGES,
     TONE_PROFILES,
@@ -61,7 +61,7 @@ class ModelConfigType:
     updated_by: str
 
     @classmethod
-    def from_value(cls, config: ModelConfig, stamp: Stamp) -> ModelConfigType:
+    def from_row(cls, config: ModelConfig, stamp: Stamp) -> ModelConfigType:
         return cls(
             model=config.model,
             temperature=config.temperature,
@@ -96,7 +96,7 @@ class UpdateModelConfigInput:
     )
     enabled: bool | None = strawberry.UNSET
 
-    def to_patch(self) -> dict[str, Any]:
+    def to_value(self) -> dict[str, Any]:
         return _given(
             {
                 "model": self.model,
@@ -119,7 +119,7 @@ class FeatureToggle:
     updated_by: str
 
     @classmethod
-    def from_value(cls, toggle: Toggle) -> FeatureToggle:
+    def from_row(cls, toggle: Toggle) -> FeatureToggle:
         return cls(
             key=toggle.key,
             enabled=toggle.enabled,
@@ -146,7 +146,7 @@ class LimitsType:
     updated_by: str
 
     @classmethod
-    def from_value(cls, limits: Limits, stamp: Stamp) -> LimitsType:
+    def from_row(cls, limits: Limits, stamp: Stamp) -> LimitsType:
         return cls(
             ai_calls_per_minute=limits.ai_calls_per_minute,
             file_upload_limit_mb=limits.file_upload_limit_mb,
@@ -164,7 +164,7 @@ class UpdateLimitsInput:
         default=strawberry.UNSET, description="1 to 10000."
     )
 
-    def to_patch(self) -> dict[str, Any]:
+    def to_value(self) -> dict[str, Any]:
         return _given(
             {
                 "aiCallsPerMinute": self.ai_calls_per_minute,
@@ -224,7 +224,7 @@ class ActiveRulesetType:
     failed_at: datetime | None
 
     @classmethod
-    def from_value(cls, active: ActiveRuleset) -> ActiveRulesetType:
+    def from_row(cls, active: ActiveRuleset) -> ActiveRulesetType:
         return cls(
             type=active.type,
             ruleset_id=active.ruleset_id,
@@ -246,12 +246,12 @@ class HotReloadResult:
     active: ActiveRulesetType = strawberry.field(description="The type's active ruleset now.")
 
     @classmethod
-    def from_value(cls, result: ReloadResult) -> HotReloadResult:
+    def from_row(cls, result: ReloadResult) -> HotReloadResult:
         return cls(
             type=result.type,
             target_id=result.target_id,
             previous_ruleset_id=result.previous_ruleset_id,
-            active=ActiveRulesetType.from_value(result.active),
+            active=ActiveRulesetType.from_row(result.active),
         )
 
 
@@ -299,7 +299,7 @@ class RollbackResult:
     entry: Release = strawberry.field(description="The rollback entry appended to the history.")
 
     @classmethod
-    def from_value(cls, result: Rollback) -> RollbackResult:
+    def from_row(cls, result: Rollback) -> RollbackResult:
         return cls(restored=Release.from_row(result.restored), entry=Release.from_row(result.entry))
 
 
@@ -315,7 +315,7 @@ class EngineStatuses:
     insights: EngineStatusEnum  # type: ignore[valid-type]
 
     @classmethod
-    def from_value(cls, engines: dict[Engine, EngineHealth]) -> EngineStatuses:
+    def from_row(cls, engines: dict[Engine, EngineHealth]) -> EngineStatuses:
         return cls(**{engine.value: health.status for engine, health in engines.items()})
 
 
@@ -329,7 +329,7 @@ class EngineHealthType:
     ruleset_state: RulesetStateEnum | None  # type: ignore[valid-type]
 
     @classmethod
-    def from_value(cls, health: EngineHealth) -> EngineHealthType:
+    def from_row(cls, health: EngineHealth) -> EngineHealthType:
         return cls(
             engine=health.engine,
             status=health.status,
@@ -347,28 +347,28 @@ class EngineHealthType:
 class Health:
     status: HealthStatusEnum  # type: ignore[valid-type]
     latency_ms: float | None = strawberry.field(
-        extensions=[allow(*policy.HEALTH_ENGINES)], description="A database round trip, in ms."
+        extensions=[allow(policy.HEALTH_ENGINES)], description="A database round trip, in ms."
     )
     uptime_hours: float | None = strawberry.field(
-        extensions=[allow(*policy.HEALTH_ENGINES)], description="Of this worker process."
+        extensions=[allow(policy.HEALTH_ENGINES)], description="Of this worker process."
     )
-    engines: EngineStatuses | None = strawberry.field(extensions=[allow(*policy.HEALTH_ENGINES)])
+    engines: EngineStatuses | None = strawberry.field(extensions=[allow(policy.HEALTH_ENGINES)])
     engine_details: list[EngineHealthType] | None = strawberry.field(
-        extensions=[allow(*policy.HEALTH_DETAILS)]
+        extensions=[allow(policy.HEALTH_DETAILS)]
     )
     active_rulesets: list[ActiveRulesetType] | None = strawberry.field(
-        extensions=[allow(*policy.HEALTH_DETAILS)], description="The active ruleset per type."
+        extensions=[allow(policy.HEALTH_DETAILS)], description="The active ruleset per type."
     )
 
     @classmethod
-    def from_value(cls, report: HealthReport) -> Health:
+    def from_row(cls, report: HealthReport) -> Health:
         return cls(
             status=report.status,
             latency_ms=report.latency_ms,
             uptime_hours=report.uptime_hours,
-            engines=EngineStatuses.from_value(report.engines),
-            engine_details=[EngineHealthType.from_value(h) for h in report.engines.values()],
-            active_rulesets=[ActiveRulesetType.from_value(r) for r in report.rulesets],
+            engines=EngineStatuses.from_row(report.engines),
+            engine_details=[EngineHealthType.from_row(h) for h in report.engines.values()],
+            active_rulesets=[ActiveRulesetType.from_row(r) for r in report.rulesets],
         )
 
 
@@ -380,7 +380,7 @@ class SlowQueryType:
     count: int
 
     @classmethod
-    def from_value(cls, slow: SlowQuery) -> SlowQueryType:
+    def from_row(cls, slow: SlowQuery) -> SlowQueryType:
         return cls(endpoint=slow.endpoint, avg_ms=slow.avg_ms, max_ms=slow.max_ms, count=slow.count)
 
 
@@ -401,7 +401,7 @@ class Diagnostics:
     slow_queries: list[SlowQueryType] = strawberry.field(description="Slowest operations by average time.")
 
     @classmethod
-    def from_value(cls, report: DiagnosticsReport) -> Diagnostics:
+    def from_row(cls, report: DiagnosticsReport) -> Diagnostics:
         metrics = report.metrics
         return cls(
             cpu=report.cpu,
@@ -412,7 +412,7 @@ class Diagnostics:
             timeouts=metrics.timeouts,
             operations=metrics.operations,
             window_seconds=metrics.window_seconds,
-            slow_queries=[SlowQueryType.from_value(slow) for slow in metrics.slow_queries],
+            slow_queries=[SlowQueryType.from_row(slow) for slow in metrics.slow_queries],
         )
 
 
@@ -425,9 +425,9 @@ class EngineHeartbeatResult:
     )
 
     @classmethod
-    def from_value(cls, beat: Heartbeat) -> EngineHeartbeatResult:
+    def from_row(cls, beat: Heartbeat) -> EngineHeartbeatResult:
         return cls(
             engine=beat.engine,
             received_at=beat.received_at,
-            active_ruleset=ActiveRulesetType.from_value(beat.active_ruleset) if beat.active_ruleset else None,
+            active_ruleset=ActiveRulesetType.from_row(beat.active_ruleset) if beat.active_ruleset else None,
         )

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Annotated
 
 import strawberry
 
 from app.services.upm.profile import LearningView, MissionView, ProfileView, QuizView, ScenarioView
 from app.services.upm.recording import LogAnswer
+from graphql_schema.types.inputs import Record, record_input
 from graphql_schema.types.logs import LogScopeInput, LogVersionInput
 
 REQUIRED = "Required."
@@ -30,7 +30,7 @@ class ScenarioPerformance:
     )
 
     @classmethod
-    def from_view(cls, view: ScenarioView) -> ScenarioPerformance:
+    def from_row(cls, view: ScenarioView) -> ScenarioPerformance:
         return cls(
             total_sessions=view.total_sessions,
             avg_turns=view.avg_turns,
@@ -48,7 +48,7 @@ class QuizPerformance:
     weaknesses: list[str]
 
     @classmethod
-    def from_view(cls, view: QuizView) -> QuizPerformance:
+    def from_row(cls, view: QuizView) -> QuizPerformance:
         return cls(
             total_quizzes=view.total_quizzes,
             avg_accuracy=view.avg_accuracy,
@@ -64,7 +64,7 @@ class LearningPerformance:
     engagement_score: float | None
 
     @classmethod
-    def from_view(cls, view: LearningView) -> LearningPerformance:
+    def from_row(cls, view: LearningView) -> LearningPerformance:
         return cls(
             completed_modules=view.completed_modules,
             repeat_count=view.repeat_count,
@@ -79,7 +79,7 @@ class MissionPerformance:
     active: int
 
     @classmethod
-    def from_view(cls, view: MissionView) -> MissionPerformance:
+    def from_row(cls, view: MissionView) -> MissionPerformance:
         return cls(completed=view.completed, failed=view.failed, active=view.active)
 
 
@@ -97,7 +97,7 @@ class SkillMastery:
     skills: list[SkillLevel] = strawberry.field(description="Every skill, by id, sorted.")
 
     @classmethod
-    def from_map(cls, skills: dict[str, float]) -> SkillMastery:
+    def from_row(cls, skills: dict[str, float]) -> SkillMastery:
         return cls(
             upsell=skills.get("upsell", 0.0),
             objection_handling=skills.get("objection_handling", 0.0),
@@ -117,14 +117,14 @@ class Performance:
     updated_at: int | None = strawberry.field(description="Epoch seconds of the last accepted log.")
 
     @classmethod
-    def from_view(cls, view: ProfileView) -> Performance:
+    def from_row(cls, view: ProfileView) -> Performance:
         return cls(
             user_id=view.user_id,
-            scenario=ScenarioPerformance.from_view(view.scenario),
-            quiz=QuizPerformance.from_view(view.quiz),
-            learning=LearningPerformance.from_view(view.learning),
-            missions=MissionPerformance.from_view(view.missions),
-            skill=SkillMastery.from_map(view.skill),
+            scenario=ScenarioPerformance.from_row(view.scenario),
+            quiz=QuizPerformance.from_row(view.quiz),
+            learning=LearningPerformance.from_row(view.learning),
+            missions=MissionPerformance.from_row(view.missions),
+            skill=SkillMastery.from_row(view.skill),
             updated_at=_epoch(view.updated_at),
         )
 
@@ -144,7 +144,7 @@ class LogResult:
     skill_deltas: list[SkillDelta]
 
     @classmethod
-    def from_answer(cls, answer: LogAnswer) -> LogResult:
+    def from_row(cls, answer: LogAnswer) -> LogResult:
         return cls(
             user_id=answer.user_id,
             log_id=answer.log_id,
@@ -156,26 +156,10 @@ class LogResult:
 
 # Inputs: nullable at the GraphQL level so that the shared validator answers with the
 # contract's codes (E_SCOPE_MISSING, E_VERSION_MISSING) instead of a generic GraphQL error.
-
-InputT = TypeVar("InputT", bound=type)
-
-
-def as_record(cls: InputT) -> InputT:
-    """Deliver this input to resolvers as the plain camelCase dict a JSON client sends.
-
-    Strawberry's conversion into dataclasses costs about as much as the rest of a small
-    mutation, and the validator wants the dict anyway; graphql-core has already coerced
-    every value to its declared type. (Strawberry's ``from_input`` hook.)"""
-    cls.__strawberry_definition__.from_input = _plain_record  # type: ignore[attr-defined]
-    return cls
+# The four log inputs reach their resolvers as records (graphql_schema.types.inputs).
 
 
-def _plain_record(_cls: type, value: Mapping[str, Any], _context: Any) -> dict[str, Any]:
-    return dict(value)
-
-
-@as_record
-@strawberry.input(description="upm §2.1, plus version and scope.")
+@record_input(description="upm §2.1, plus version and scope.")
 class ScenarioLogInput:
     user_id: str | None = strawberry.UNSET
     scenario_id: str | None = strawberry.UNSET
@@ -188,8 +172,7 @@ class ScenarioLogInput:
     log_id: str | None = strawberry.field(default=strawberry.UNSET, description="Optional idempotency key.")
 
 
-@as_record
-@strawberry.input(description="upm §3.1, plus version and scope.")
+@record_input(description="upm §3.1, plus version and scope.")
 class QuizLogInput:
     user_id: str | None = strawberry.UNSET
     quiz_id: str | None = strawberry.UNSET
@@ -202,8 +185,7 @@ class QuizLogInput:
     log_id: str | None = strawberry.field(default=strawberry.UNSET, description="Optional idempotency key.")
 
 
-@as_record
-@strawberry.input(description="upm §4.1, plus version and scope.")
+@record_input(description="upm §4.1, plus version and scope.")
 class LearningLogInput:
     user_id: str | None = strawberry.UNSET
     module_id: str | None = strawberry.UNSET
@@ -214,8 +196,7 @@ class LearningLogInput:
     log_id: str | None = strawberry.field(default=strawberry.UNSET, description="Optional idempotency key.")
 
 
-@as_record
-@strawberry.input(description="upm §5.1, plus version and scope.")
+@record_input(description="upm §5.1, plus version and scope.")
 class MissionLogInput:
     user_id: str | None = strawberry.UNSET
     mission_id: str | None = strawberry.UNSET
@@ -232,3 +213,10 @@ class SkillUpdateInput:
     skill_id: str
     delta: float
     source: str
+
+
+# What the log mutations take: the schema shows the input, the resolver gets its record.
+ScenarioLog = Annotated[Record, strawberry.argument(graphql_type=ScenarioLogInput)]
+QuizLog = Annotated[Record, strawberry.argument(graphql_type=QuizLogInput)]
+LearningLog = Annotated[Record, strawberry.argument(graphql_type=LearningLogInput)]
+MissionLog = Annotated[Record, strawberry.argument(graphql_type=MissionLogInput)]

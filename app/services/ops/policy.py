@@ -1,5 +1,6 @@
-"""The ops §8 scope matrix, in one place: resolvers gate roles with these tuples and the
-services apply the partial (⚠️) rules, so the REST layer gets the same answers.
+"""The ops §8 scope matrix: resolvers gate roles with the sets of ``app.policy`` (drawn
+below) and the services apply the partial (⚠️) rules here, so the REST layer gets the same
+answers.
 
     operation                      branch  country  region                 admin  engine
     modelConfig                    -       -        -                      yes    read
@@ -28,29 +29,19 @@ may flip are marked ``region_flippable`` (seeded: quiz_auto_generate, content_ai
 
 from __future__ import annotations
 
+from app import policy
 from app.auth import Principal, Role
 from app.errors import Forbidden
 from app.services.ops.catalog import RulesetType
 
-ADMIN = (Role.ADMIN,)
-MODEL_CONFIG_READERS = (Role.ADMIN, Role.ENGINE)
-FEATURE_READERS = (Role.ADMIN, Role.REGION, Role.ENGINE)
-FEATURE_WRITERS = (Role.ADMIN, Role.REGION)
-LIMITS_READERS = (Role.ADMIN, Role.ENGINE)
-RULESET_READERS = (Role.ADMIN, Role.REGION, Role.COUNTRY, Role.ENGINE)
-HOT_RELOADERS = (Role.ADMIN, Role.REGION, Role.COUNTRY)
-HEALTH_STATUS = (Role.ADMIN, Role.REGION, Role.COUNTRY, Role.BRANCH)
-HEALTH_ENGINES = (Role.ADMIN, Role.REGION, Role.COUNTRY)
-HEALTH_DETAILS = (Role.ADMIN,)
-HEARTBEAT_SENDERS = (Role.ENGINE, Role.ADMIN)
-
 ALL_TYPES = frozenset(RulesetType)
-RELOADABLE: dict[Role, frozenset[RulesetType]] = {
-    Role.ADMIN: ALL_TYPES,
+# the roles of app.policy.HOT_RELOADERS and RULESET_READERS handle every type unless narrowed here
+NARROWED: dict[Role, frozenset[RulesetType]] = {
     Role.REGION: frozenset({RulesetType.content, RulesetType.difficulty, RulesetType.scenario}),
     Role.COUNTRY: frozenset({RulesetType.content}),
 }
-READABLE_RULESETS: dict[Role, frozenset[RulesetType]] = {**RELOADABLE, Role.ENGINE: ALL_TYPES}
+RELOADABLE = {role: NARROWED.get(role, ALL_TYPES) for role in policy.HOT_RELOADERS}
+READABLE_RULESETS = {role: NARROWED.get(role, ALL_TYPES) for role in policy.RULESET_READERS}
 
 
 def ensure_can_reload(principal: Principal, kind: RulesetType) -> None:
