@@ -78,6 +78,15 @@ async def _settled(app: Any) -> None:
     await app.state.ops.current()
 
 
+async def _one_after_another(app: Any, path: str, bodies: list[bytes], token: str) -> None:
+    """Count the instructions of these requests, sent one after another, per request."""
+    await _settled(app)
+    with instructions() as counted:
+        for body in bodies:
+            await post(app, body, token)
+    _report(path, counted.instructions, len(bodies))
+
+
 def _report(path: str, total: int, units: int) -> None:
     print(f"guard {path} {total // units}", flush=True)
 
@@ -98,11 +107,7 @@ async def _writes(app: Any, admin: str, engines: list[str], only: set[str]) -> N
         events = make_events(3000, run="guard")
         batches = [_body(LOG_EVENTS, {"records": events[i : i + 1000]}) for i in range(0, 3000, 1000)]
         await post(app, batches[0], engines[0])  # warm-up
-        await _settled(app)
-        with instructions() as counted:
-            for batch in batches[1:]:
-                await post(app, batch, engines[0])
-        _report("log_events_1000", counted.instructions, len(batches) - 1)
+        await _one_after_another(app, "log_events_1000", batches[1:], engines[0])
 
 
 async def _reads(app: Any, admin: str, engines: list[str], only: set[str]) -> None:
@@ -119,17 +124,9 @@ async def _reads(app: Any, admin: str, engines: list[str], only: set[str]) -> No
         await post(app, page, admin)
         await post(app, summary, admin)
     if "dashboard_page" in only:
-        await _settled(app)
-        with instructions() as counted:
-            for _ in range(4):
-                await post(app, page, admin)
-        _report("dashboard_page", counted.instructions, 4)
+        await _one_after_another(app, "dashboard_page", [page] * 4, admin)
     if "performance_summary" in only:
-        await _settled(app)
-        with instructions() as counted:
-            for _ in range(20):
-                await post(app, summary, admin)
-        _report("performance_summary", counted.instructions, 20)
+        await _one_after_another(app, "performance_summary", [summary] * 20, admin)
 
 
 async def _measure(settings: Settings, group: str, only: set[str]) -> None:
