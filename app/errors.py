@@ -76,5 +76,7 @@ class RateLimited(DomainError):
     code = "RATE_LIMITED"
     http_status = 429
 
-    def __init__(self, message: str, retry_after_seconds: int) -> None:
-        super().__init__(message, retryAfterSeconds=retry_after_seconds)
+    def __init__(self, message: str, retry_after_seconds: int | None, **details: Any) -> None:
+        """``retry_after_seconds`` is None when waiting can never help (the operation alone
+        costs more than the whole budget); ``details`` then say what would fit."""
+        super().__init__(message, retryAfterSeconds=retry_after_seconds, **details)

@@ -10,7 +10,8 @@ What each limit counts:
   fragments cannot slip past (``__typename`` is free). A token bucket of that many fields,
   refilled evenly over 60 s. An operation is admitted whole or not at all: if its cost exceeds
   what is left, none of its fields run and it fails with ``RATE_LIMITED`` and
-  ``retryAfterSeconds`` (when the bucket will hold enough). Partial admission would run some
+  ``retryAfterSeconds`` (when the bucket will hold enough; ``null``, with ``maxRootFields``,
+  when the operation alone costs more than the whole budget). Partial admission would run some
   writes and, since a non-null root field's error nulls ``data``, hide their results.
 - ``maxConcurrentSessions`` — per engine principal, the queries and mutations executing at the
   same moment; one more is refused with ``RATE_LIMITED`` (``retryAfterSeconds`` 1).
@@ -73,10 +74,12 @@ class RateLimiter:
         bucket.tokens = min(float(per_minute), bucket.tokens + (now - bucket.updated) * per_minute / 60)
         bucket.updated = now
         if cost > per_minute:
+            # No wait can make it fit: say so, instead of a retry time that never succeeds.
             raise RateLimited(
-                f"this operation has {cost} root fields and aiCallsPerMinute is {per_minute}: "
-                "send fewer fields per operation",
-                retry_after_seconds=int(SECONDS_PER_MINUTE),
+                f"this operation has {cost} root fields and aiCallsPerMinute is {per_minute}: it can "
+                f"never be admitted; send at most {per_minute} root fields per operation",
+                retry_after_seconds=None,
+                maxRootFields=per_minute,
             )
         if cost > bucket.tokens:
             wait = (cost - bucket.tokens) * SECONDS_PER_MINUTE / per_minute
