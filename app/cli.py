@@ -18,6 +18,14 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
     from persistence.migrate import migrate_sync
 
+    if settings.is_sqlite and args.workers > 1:
+        # SQLite is one file with one writer, and the engine limits would be counted per process.
+        print(
+            f"trainer-console: --workers {args.workers} needs PostgreSQL; the embedded SQLite database "
+            "serves one worker (set TRAINER_DATABASE_URL=postgresql://... to run several)",
+            file=sys.stderr,
+        )
+        return 2
     settings.check_safe()
     migrate_sync(settings)
     if args.demo:

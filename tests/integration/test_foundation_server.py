@@ -37,6 +37,26 @@ def test_token_command_prints_a_working_token(capsys, monkeypatch):
     assert token.count(".") == 2
 
 
+def test_serve_refuses_several_workers_on_sqlite(capsys, monkeypatch, tmp_path):
+    """One SQLite file has one writer, and limits would be counted per process: refused at start."""
+    from app.settings import get_settings
+
+    # given
+    database = tmp_path / "one.db"
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.setenv("TRAINER_DATABASE_URL", f"sqlite+aiosqlite:///{database}")
+    get_settings.cache_clear()
+    # when
+    try:
+        code = cli_main(["serve", "--workers", "2"])
+    finally:
+        get_settings.cache_clear()
+    # then: a clear message, and nothing was started or migrated
+    assert code == 2
+    assert "--workers 2 needs PostgreSQL" in capsys.readouterr().err
+    assert not database.exists()
+
+
 def test_serve_starts_graphiql_graphql_and_subscriptions(server):
     # given: a token from the CLI, as the server's banner says
     token = subprocess.run(
