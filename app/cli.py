@@ -18,13 +18,19 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
     from persistence.migrate import migrate_sync
 
-    if settings.is_sqlite and args.workers > 1:
-        # SQLite is one file with one writer, and the engine limits would be counted per process.
-        print(
-            f"trainer-console: --workers {args.workers} needs PostgreSQL; the embedded SQLite database "
-            "serves one worker (set TRAINER_DATABASE_URL=postgresql://... to run several)",
-            file=sys.stderr,
-        )
+    if args.workers > 1 and settings.coordination_backend == "memory":
+        # Never silently per process: the engine limits and live updates would stop at each worker.
+        if settings.is_sqlite:
+            reason = (
+                "the embedded SQLite database serves one worker (one file, one writer); set "
+                "TRAINER_DATABASE_URL=postgresql://... to run several"
+            )
+        else:
+            reason = (
+                "TRAINER_COORDINATION=memory keeps the engine limits and live updates in each "
+                "process; use auto, postgres or redis to run several"
+            )
+        print(f"trainer-console: --workers {args.workers} refused: {reason}", file=sys.stderr)
         return 2
     settings.check_safe()
     migrate_sync(settings)
@@ -34,6 +40,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         asyncio.run(seed_demo(settings))
     host = "localhost" if args.host in ("0.0.0.0", "127.0.0.1") else args.host
     print(f"trainer-console: database {settings.database_url}")
+    print(f"trainer-console: limits and live updates shared through {settings.coordination_backend}")
     if not settings.is_production:
         print(f"GraphiQL:  http://{host}:{args.port}/graphql  (open it in a browser)")
         print("A token:   trainer-console token --role admin")

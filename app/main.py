@@ -66,7 +66,10 @@ class GraphQLApp(GraphQL[Context, None]):
         self.settings = settings
         self.db = db
         self.ops = ops
-        self.broker = Broker()
+        coordination = ops.coordination
+        self.broker = Broker(relay=coordination.publish, on_listen=coordination.start)
+        coordination.subscribe(self.broker.deliver)
+        coordination.on_resume(self.broker.deliver_all)
         self.request_ids = request_ids()
         self.make_loaders = partial(Loaders.create, db)
 
@@ -187,6 +190,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         # keep it out of the collector's full passes, which otherwise cost milliseconds.
         gc.collect()
         gc.freeze()
+        # Listening before the first request, so no live update published after start-up is missed.
+        await ops.coordination.started(within_seconds=2.0)
         yield
         await db.dispose()
 

@@ -6,7 +6,7 @@ import json
 from functools import lru_cache
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEV_JWT_SECRET = "dev-only-secret-do-not-use-in-production"
@@ -81,6 +81,18 @@ class Settings(BaseSettings):
     ops_diagnostics_window_seconds: float = Field(default=300.0, ge=10)
     ops_allowed_models: Annotated[tuple[str, ...], NoDecode] = Field(default=DEFAULT_MODELS, min_length=1)
     ops_max_tokens_bound: int = Field(default=32768, ge=1)
+    # What the workers of one deployment share (app.coordination): the engine limits and live
+    # updates. ``auto``: Redis when TRAINER_REDIS_URL is set, else PostgreSQL when that is the
+    # database, else this process's memory (SQLite serves one worker). ``memory`` on PostgreSQL
+    # says there is one process; `serve --workers N` then refuses to start.
+    coordination: Literal["auto", "memory", "postgres", "redis"] = "auto"
+    redis_url: str | None = None
+    redis_prefix: str = Field(default="trainer", pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
+    # An in-flight slot of maxConcurrentSessions expires this long after its process stops
+    # renewing it (a worker killed mid-operation); a live process renews every third of it.
+    coordination_lease_seconds: float = Field(default=15.0, ge=0.3, le=3600)
+    # How long a limit check waits for the shared store before counting in this process.
+    coordination_timeout_seconds: float = Field(default=0.5, gt=0, le=10)
     log_level: str = "INFO"
 
     @field_validator("database_url")
@@ -107,6 +119,23 @@ class Settings(BaseSettings):
                 return json.loads(text)
             return tuple(part.strip() for part in text.split(",") if part.strip())
         return value
+
+    @model_validator(mode="after")
+    def _coordination_store(self) -> Settings:
+        if self.coordination == "redis" and not self.redis_url:
+            raise ValueError("TRAINER_COORDINATION=redis needs TRAINER_REDIS_URL")
+        if self.coordination == "postgres" and self.is_sqlite:
+            raise ValueError("TRAINER_COORDINATION=postgres needs a PostgreSQL TRAINER_DATABASE_URL")
+        return self
+
+    @property
+    def coordination_backend(self) -> str:
+        """The store ``auto`` resolves to: redis, postgres or memory."""
+        if self.coordination != "auto":
+            return self.coordination
+        if self.redis_url:
+            return "redis"
+        return "memory" if self.is_sqlite else "postgres"
 
     @property
     def is_production(self) -> bool:

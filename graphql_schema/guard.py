@@ -3,13 +3,14 @@ times it for diagnostics afterwards.
 
 What each limit counts is in ``app.services.ops.enforcement``; this module only works out an
 operation's shape (its type and root fields) from the GraphQL document and charges the
-counters the worker's ``OpsRuntime`` keeps.
+counters: this process's (``OperationGuard``) or the deployment's shared store
+(``SharedOperationGuard``), as ``app.coordination`` decides from the settings.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -31,6 +32,7 @@ from strawberry.extensions import SchemaExtension
 from app.auth import Role
 from app.errors import RateLimited
 from app.services.ops.enforcement import FALLBACK_LIMITS
+from app.services.ops.values import Limits
 from graphql_schema.documents import ByDocument
 from graphql_schema.errors import is_internal
 
@@ -164,31 +166,65 @@ class OperationGuard(SchemaExtension):
             timed_out=any(_is_timeout(error) for error in errors),
         )
 
-    def on_execute(self) -> Iterator[None]:
-        context = self.execution_context
-        ctx: Context = context.context
+    def _metered(self) -> tuple[str, OperationShape, Limits] | None:
+        """The engine principal, the operation and the limits in force, when it is metered."""
+        ctx: Context = self.execution_context.context
         principal = getattr(ctx, "caller", None)
-        shape = self._operation_shape() if principal is not None and principal.role is Role.ENGINE else None
-        if principal is None or shape is None or shape.kind == SUBSCRIPTION:
+        if principal is None or principal.role is not Role.ENGINE:
+            return None
+        shape = self._operation_shape()
+        if shape is None or shape.kind == SUBSCRIPTION:
+            return None
+        snapshot = ctx.ops.peek()
+        return principal.sub, shape, snapshot.limits if snapshot is not None else FALLBACK_LIMITS
+
+    def _refuse(self, refused: RateLimited) -> None:
+        # A preset result makes Strawberry skip execution: nothing of the operation runs.
+        self.execution_context.result = GraphQLExecutionResult(
+            data=None, errors=[GraphQLError(refused.message, original_error=refused)]
+        )
+
+    def on_execute(self) -> Iterator[None]:
+        metered = self._metered()
+        if metered is None:
             yield
             return
-        ops = ctx.ops
-        snapshot = ops.peek()
-        limits = snapshot.limits if snapshot is not None else FALLBACK_LIMITS
-        key = principal.sub
+        key, shape, limits = metered
+        admission = self.execution_context.context.ops.coordination.memory
         try:
-            ops.gate.check(key, limits.max_concurrent_sessions)
-            if shape.cost:
-                ops.limiter.take(key, shape.cost, limits.ai_calls_per_minute)
-        except RateLimited as refused:
-            # A preset result makes Strawberry skip execution: nothing of the operation runs.
-            context.result = GraphQLExecutionResult(
-                data=None, errors=[GraphQLError(refused.message, original_error=refused)]
+            lease = admission.admit(
+                key, shape.cost, limits.ai_calls_per_minute, limits.max_concurrent_sessions
             )
+        except RateLimited as refused:
+            self._refuse(refused)
             yield
             return
-        ops.gate.enter(key)
         try:
             yield
         finally:
-            ops.gate.leave(key)
+            admission.release(lease)
+
+
+class SharedOperationGuard(OperationGuard):
+    """The same, with the counters in the deployment's shared store (``app.coordination``):
+    one awaited check per operation; the release rides on the next check."""
+
+    async def on_execute(self) -> AsyncIterator[None]:  # type: ignore[override]
+        metered = self._metered()
+        if metered is None:
+            yield
+            return
+        key, shape, limits = metered
+        coordination = self.execution_context.context.ops.coordination
+        try:
+            lease = await coordination.admit(
+                key, shape.cost, limits.ai_calls_per_minute, limits.max_concurrent_sessions
+            )
+        except RateLimited as refused:
+            self._refuse(refused)
+            yield
+            return
+        try:
+            yield
+        finally:
+            coordination.release(lease)

@@ -7,8 +7,8 @@ wraps it in a fresh ``contextlib`` decorator and enters it through an
 once per extension class which hooks are generator functions and keeps their
 ``contextlib.contextmanager`` wrappers; a stage with a single such hook (each of
 ours has one) is entered through that context manager alone, with contextlib's
-own semantics. Any other case (several hooks in one stage, async or plain
-function hooks) goes to Strawberry's managers unchanged.
+own semantics (an async generator hook through its async one). Any other case
+(several hooks in one stage, plain function hooks) goes to Strawberry's managers unchanged.
 """
 
 from __future__ import annotations
@@ -43,6 +43,8 @@ def _hook_of(cls: type[SchemaExtension], name: str) -> Any:
             _hooks[key] = None
         elif inspect.isgeneratorfunction(hook):
             _hooks[key] = contextlib.contextmanager(hook)
+        elif inspect.isasyncgenfunction(hook):
+            _hooks[key] = _async_single(contextlib.asynccontextmanager(hook))
         else:
             _hooks[key] = _OTHER
     return _hooks[key]
@@ -73,8 +75,32 @@ class _Single:
         return self._manager.__exit__(kind, error, tb)
 
 
+class _AsyncSingle:
+    """One async generator hook's context manager (``async with`` only: the schema executes
+    asynchronously)."""
+
+    __slots__ = ("_manager",)
+
+    def __init__(self, manager: contextlib.AbstractAsyncContextManager[None]) -> None:
+        self._manager = manager
+
+    async def __aenter__(self) -> None:
+        await self._manager.__aenter__()
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
+    ) -> bool | None:
+        return await self._manager.__aexit__(kind, error, tb)
+
+
+def _async_single(
+    factory: Callable[[SchemaExtension], contextlib.AbstractAsyncContextManager[None]],
+) -> Callable[[SchemaExtension], _AsyncSingle]:
+    return lambda extension: _AsyncSingle(factory(extension))
+
+
 def _stage(extensions: list[SchemaExtension], name: str, fallback: type[ExtensionContextManagerBase]) -> Any:
-    single: contextlib.AbstractContextManager[None] | None = None
+    single: Any = None
     for extension in extensions:
         hook = _hook_of(type(extension), name)
         if hook is None:
@@ -82,7 +108,9 @@ def _stage(extensions: list[SchemaExtension], name: str, fallback: type[Extensio
         if hook is _OTHER or single is not None:
             return fallback(extensions)
         single = hook(extension)
-    return contextlib.nullcontext() if single is None else _Single(single)
+    if single is None:
+        return contextlib.nullcontext()
+    return single if isinstance(single, _AsyncSingle) else _Single(single)
 
 
 class LeanExtensionsRunner(SchemaExtensionsRunner):

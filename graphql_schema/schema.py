@@ -18,7 +18,7 @@ from app.settings import Settings
 from graphql_schema.documents import Documents
 from graphql_schema.errors import log_internal_errors, with_codes
 from graphql_schema.execution import FastExecutionContext
-from graphql_schema.guard import OperationGuard
+from graphql_schema.guard import OperationGuard, SharedOperationGuard
 from graphql_schema.hooks import LeanExtensionsRunner
 from resolvers.analytics import AnalyticsMutation, AnalyticsQuery
 from resolvers.audit import AuditQuery
@@ -75,7 +75,8 @@ async def _with_codes_each(results: AsyncGenerator[Any, None]) -> AsyncGenerator
 def build_schema(settings: Settings) -> strawberry.Schema:
     # Factories, not instances: Strawberry then makes fresh extensions per request.
     extensions: list[Callable[[], SchemaExtension]] = [
-        OperationGuard,  # first: times everything after it; enforces the ops limits (graphql_schema.guard)
+        # first: times everything after it; enforces the ops limits (graphql_schema.guard)
+        OperationGuard if settings.coordination_backend == "memory" else SharedOperationGuard,
         Documents(settings).extension,  # parse and validate once per document, limits included
     ]
     kwargs: dict[str, Any] = {

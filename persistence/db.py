@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -60,6 +60,11 @@ class Database:
             if settings.is_sqlite
             else GroupCommitWriter(async_engine=self.engine)
         )
+        self._closers: list[Callable[[], Awaitable[None]]] = []
+
+    def on_dispose(self, close: Callable[[], Awaitable[None]]) -> None:
+        """``close`` runs when the database is disposed (what lives as long as its engine)."""
+        self._closers.append(close)
 
     @property
     def dialect(self) -> str:
@@ -86,5 +91,8 @@ class Database:
         return (loop.time() - start) * 1000
 
     async def dispose(self) -> None:
+        closers, self._closers = self._closers, []
+        for close in closers:
+            await close()
         await self.writer.close()
         await self.engine.dispose()

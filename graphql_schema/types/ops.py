@@ -9,6 +9,7 @@ import strawberry
 from strawberry.scalars import JSON
 
 from app import policy
+from app.coordination import CoordinationStatus
 from app.services.ops.catalog import (
     LANGUAGES,
     TONE_PROFILES,
@@ -341,6 +342,34 @@ class EngineHealthType:
 
 
 @strawberry.type(
+    name="CoordinationHealth",
+    description="What this worker shares with the deployment's other workers (admin): the engine "
+    "limits and live updates, through Redis, PostgreSQL, or nothing (memory: one worker).",
+)
+class CoordinationHealthType:
+    backend: str = strawberry.field(description="redis, postgres or memory.")
+    status: HealthStatusEnum  # type: ignore[valid-type]
+    limits_shared: bool = strawberry.field(
+        description="false: each worker counts aiCallsPerMinute and maxConcurrentSessions alone (memory, "
+        "or the fallback while the store is unreachable)."
+    )
+    live_updates_shared: bool = strawberry.field(
+        description="false: subscriptions hear only of writes made through this worker."
+    )
+    last_error: str | None
+
+    @classmethod
+    def from_row(cls, status: CoordinationStatus) -> CoordinationHealthType:
+        return cls(
+            backend=status.backend,
+            status=HealthStatus.degraded if status.degraded else HealthStatus.ok,
+            limits_shared=status.limits_shared,
+            live_updates_shared=status.live_updates_shared,
+            last_error=status.last_error,
+        )
+
+
+@strawberry.type(
     description="ops §5.1. Branch operators see status only; country and region operators also latency, "
     "uptime and engines; engineDetails and activeRulesets are admin's (FORBIDDEN otherwise)."
 )
@@ -359,6 +388,7 @@ class Health:
     active_rulesets: list[ActiveRulesetType] | None = strawberry.field(
         extensions=[allow(policy.HEALTH_DETAILS)], description="The active ruleset per type."
     )
+    coordination: CoordinationHealthType | None = strawberry.field(extensions=[allow(policy.HEALTH_DETAILS)])
 
     @classmethod
     def from_row(cls, report: HealthReport) -> Health:
@@ -369,6 +399,7 @@ class Health:
             engines=EngineStatuses.from_row(report.engines),
             engine_details=[EngineHealthType.from_row(h) for h in report.engines.values()],
             active_rulesets=[ActiveRulesetType.from_row(r) for r in report.rulesets],
+            coordination=CoordinationHealthType.from_row(report.coordination),
         )
 
 

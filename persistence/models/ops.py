@@ -120,3 +120,29 @@ class EngineHeartbeatRow(SQLModel, table=True):
     last_seen_at: datetime | None = Field(default=None, sa_column=_tz(nullable=True))
     sent_by: str | None = Field(default=None, max_length=128)
     beats: int = Field(default=0, sa_type=sa.BigInteger)
+
+
+class LimitBucketRow(SQLModel, table=True):
+    """An engine's aiCallsPerMinute bucket, shared by every worker (PostgreSQL without Redis).
+
+    Counters, not records: UNLOGGED on PostgreSQL (a crash resets them to full buckets).
+    Times are PostgreSQL's own clock in epoch seconds, so instances never disagree.
+    """
+
+    __tablename__ = "limit_bucket"
+
+    key: str = Field(primary_key=True, max_length=128)
+    tokens: float
+    capacity: int
+    updated: float
+
+
+class LimitLeaseRow(SQLModel, table=True):
+    """An operation in flight (maxConcurrentSessions); it expires unless its process renews it."""
+
+    __tablename__ = "limit_lease"
+    __table_args__ = (sa.Index("ix_limit_lease_key", "key"),)
+
+    token: str = Field(primary_key=True, max_length=64)
+    key: str = Field(max_length=128)
+    expires: float

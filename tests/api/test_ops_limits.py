@@ -159,7 +159,7 @@ async def test_concurrent_operations_over_the_limit_are_refused(gql, admin, toke
     engine, other_engine = token("engine", sub="upm-engine"), token("engine", sub="content-engine")
     in_flight = [asyncio.create_task(gql(HEARTBEAT, as_=engine)) for _ in range(2)]
     for _ in range(200):
-        if app.state.ops.gate.in_flight("upm-engine") == 2:
+        if await app.state.ops.coordination.in_flight("upm-engine") == 2:
             break
         await asyncio.sleep(0.01)
     # when
@@ -174,7 +174,7 @@ async def test_concurrent_operations_over_the_limit_are_refused(gql, admin, toke
     assert "errors" not in other
     assert all(body["data"]["engineHeartbeat"]["engine"] == "upm" for body in held_bodies)
     assert "errors" not in after
-    assert app.state.ops.gate.in_flight("upm-engine") == 0
+    assert await app.state.ops.coordination.in_flight("upm-engine") == 0
 
 
 def padded(size: int) -> bytes:

@@ -53,8 +53,27 @@ def test_serve_refuses_several_workers_on_sqlite(capsys, monkeypatch, tmp_path):
         get_settings.cache_clear()
     # then: a clear message, and nothing was started or migrated
     assert code == 2
-    assert "--workers 2 needs PostgreSQL" in capsys.readouterr().err
+    message = capsys.readouterr().err
+    assert "--workers 2 refused" in message and "TRAINER_DATABASE_URL=postgresql://" in message
     assert not database.exists()
+
+
+def test_serve_refuses_several_workers_that_would_count_limits_alone(capsys, monkeypatch):
+    """On PostgreSQL, TRAINER_COORDINATION=memory says "one process": several are refused."""
+    from app.settings import get_settings
+
+    # given
+    monkeypatch.setenv("TRAINER_DATABASE_URL", "postgresql://nobody@127.0.0.1:1/never")
+    monkeypatch.setenv("TRAINER_COORDINATION", "memory")
+    get_settings.cache_clear()
+    # when
+    try:
+        code = cli_main(["serve", "--workers", "3"])
+    finally:
+        get_settings.cache_clear()
+    # then
+    assert code == 2
+    assert "TRAINER_COORDINATION=memory" in capsys.readouterr().err
 
 
 def test_serve_starts_graphiql_graphql_and_subscriptions(server):

@@ -64,7 +64,8 @@ class EngineStatus(StrEnum):
 
 
 class HealthStatus(StrEnum):
-    """ok; degraded: an engine is stale or degraded; down: the database is unreachable."""
+    """ok; degraded: an engine is stale or degraded, or the coordination store (Redis, or
+    PostgreSQL's limits and NOTIFY) is unreachable; down: the database is unreachable."""
 
     ok = "ok"
     degraded = "degraded"

@@ -18,6 +18,7 @@ from sqlalchemy import select, update
 from sqlmodel import col
 
 from app.auth import Principal
+from app.coordination import CoordinationStatus
 from app.services.ops.catalog import (
     ENGINE_RULESET,
     Engine,
@@ -58,6 +59,7 @@ class HealthReport:
     uptime_hours: float
     engines: dict[Engine, EngineHealth]
     rulesets: tuple[ActiveRuleset, ...]
+    coordination: CoordinationStatus
 
 
 async def heartbeat(ops: OpsRuntime, principal: Principal, engine: Engine) -> Heartbeat:
@@ -86,6 +88,7 @@ def engine_status(
 async def health(ops: OpsRuntime) -> HealthReport:
     """One database round trip for latency, one for the heartbeats; rulesets from the cache."""
     uptime = round(ops.uptime_seconds() / 3600, 4)
+    coordination = await ops.coordination.status()
     try:
         latency: float | None = round(await ops.db.ping(), 2)
         snapshot = await ops.current()
@@ -94,7 +97,7 @@ async def health(ops: OpsRuntime) -> HealthReport:
     except Exception:  # an unreachable database is the answer here, not an error
         log.warning("health: database unreachable", exc_info=True)
         unknown = {e: EngineHealth(e, EngineStatus.unknown, None, None, None) for e in Engine}
-        return HealthReport(HealthStatus.down, None, uptime, unknown, ())
+        return HealthReport(HealthStatus.down, None, uptime, unknown, (), coordination)
     now = datetime.now(UTC)
     engines: dict[Engine, EngineHealth] = {}
     for engine in Engine:
@@ -108,11 +111,12 @@ async def health(ops: OpsRuntime) -> HealthReport:
         system is not None and system.state is RulesetState.degraded
     )
     return HealthReport(
-        HealthStatus.degraded if troubled else HealthStatus.ok,
+        HealthStatus.degraded if troubled or coordination.degraded else HealthStatus.ok,
         latency,
         uptime,
         engines,
         tuple(snapshot.rulesets.values()),
+        coordination,
     )
 
 

@@ -2,9 +2,13 @@
 
 Every worker keeps the settings engines obey (model config, toggles, limits, active rulesets)
 in memory and checks ``ops_state.version`` at most every ``TRAINER_OPS_REFRESH_SECONDS``
-(0.5 s): one primary-key read, and a reload only when the version moved. So limit checks cost
-no database round trip per operation, and a change made through any worker reaches every
-other worker within about half a second (the worker that made it sees it at once).
+(0.5 s): one primary-key read, and a reload only when the version moved. So reading the limits
+costs no database round trip per operation, and a change made through any worker reaches
+every other worker within milliseconds (the worker that made it sees it at once).
+
+A committed change is also pushed: the worker that made it publishes ``ops`` on the
+deployment's live-update bus (``app.coordination``), and every other worker checks at once, so
+the polling is only the safety net for a lost message.
 
 The check and the reload use their own one-connection pool: they never wait behind request
 traffic for a pooled connection, and a request's own statements stay exactly what its
@@ -26,10 +30,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
 from app.auth import Principal
+from app.coordination import Coordination, build_coordination
 from app.services.audit import AuditLog
 from app.services.ops.catalog import SETTING_LIMITS, SETTING_MODEL_CONFIG, RulesetState, RulesetType
 from app.services.ops.diagnostics import OperationMetrics, ProcessSampler
-from app.services.ops.enforcement import ConcurrencyGate, RateLimiter
 from app.services.ops.values import (
     ActiveRuleset,
     Limits,
@@ -59,6 +63,8 @@ class StoredSetting(Protocol):
 S = TypeVar("S", bound=StoredSetting)
 
 STATE_ID = 1
+# The live-update topic of a committed ops change: every other worker checks its cache at once.
+OPS_TOPIC = "ops"
 
 
 async def read_version(session: AsyncSession) -> int:
@@ -134,8 +140,11 @@ class OpsRuntime:
         self._generation = 0
         self._lock = asyncio.Lock()
         self._background: asyncio.Task[None] | None = None
-        self.limiter = RateLimiter(clock)
-        self.gate = ConcurrencyGate()
+        # The engine limits and the live-update bus, shared by the deployment's workers.
+        self.coordination: Coordination = build_coordination(settings)
+        self.coordination.subscribe(self._heard)
+        self.coordination.on_resume(self.invalidate)
+        db.on_dispose(self.coordination.close)
         self.metrics = OperationMetrics(settings.ops_diagnostics_window_seconds, clock=clock)
         self.sampler = ProcessSampler()
 
@@ -143,9 +152,15 @@ class OpsRuntime:
         return self._clock() - self.started
 
     def invalidate(self) -> None:
-        """After a local commit: the next read checks the database."""
+        """After a commit here or elsewhere: the next read checks the database."""
         self._generation += 1
         self._checked_at = -float("inf")
+
+    def _heard(self, topic: str) -> None:
+        """Another worker committed an ops change: reload now, not at the next poll."""
+        if topic == OPS_TOPIC:
+            self.invalidate()
+            self.peek()
 
     def peek(self) -> OpsSnapshot | None:
         """The cached settings without waiting (for synchronous per-operation hooks); when a
@@ -209,8 +224,11 @@ class OpsRuntime:
                     .values(version=OpsStateRow.version + 1, changed_at=datetime.now(UTC))
                 )
                 yield session
-        finally:
+        except BaseException:
             self.invalidate()
+            raise
+        self.invalidate()
+        self.coordination.publish(OPS_TOPIC)
 
     async def change_setting(
         self,
