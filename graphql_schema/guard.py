@@ -207,7 +207,7 @@ class OperationGuard(SchemaExtension):
 
 class SharedOperationGuard(OperationGuard):
     """The same, with the counters in the deployment's shared store (``app.coordination``):
-    one awaited check per operation; the release rides on the next check."""
+    one awaited check before the operation, one awaited release after it."""
 
     async def on_execute(self) -> AsyncIterator[None]:  # type: ignore[override]
         metered = self._metered()
@@ -227,4 +227,4 @@ class SharedOperationGuard(OperationGuard):
         try:
             yield
         finally:
-            coordination.release(lease)
+            await coordination.release(lease)

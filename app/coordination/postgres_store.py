@@ -34,9 +34,12 @@ class PostgresStore:
         self._timeout = timeout_seconds
         self._pool: asyncpg.Pool | None = None
         self._opening = asyncio.Lock()
+        self._closed = False
         self.channel = CHANNEL
 
     async def _connection_pool(self) -> asyncpg.Pool:
+        if self._closed:
+            raise RuntimeError("the coordination store is closed")
         if self._pool is None:
             async with self._opening:
                 if self._pool is None:
@@ -106,9 +109,14 @@ class PostgresStore:
         return listener
 
     async def close(self) -> None:
+        self._closed = True
         if self._pool is not None:
             pool, self._pool = self._pool, None
-            await pool.close()
+            try:  # close() waits for every connection to come back: not for ever
+                async with asyncio.timeout(2.0):
+                    await pool.close()
+            except TimeoutError:
+                pool.terminate()
 
 
 class PostgresListener:
@@ -123,7 +131,10 @@ class PostgresListener:
     async def next(self, wait_seconds: float) -> str | None:
         """The next payload; None after ``wait_seconds`` without one. Raises when the link is lost."""
         try:
-            return await asyncio.wait_for(self._queue.get(), wait_seconds)
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
+            # meets a payload, and the listen loop would never stop
+            async with asyncio.timeout(wait_seconds):
+                return await self._queue.get()
         except TimeoutError:
             # a silent connection may be a dead one: a restart of PostgreSQL shows here
             await self._connection.fetchval("SELECT 1", timeout=self._timeout)
@@ -131,6 +142,7 @@ class PostgresListener:
 
     async def close(self) -> None:
         try:
-            await asyncio.wait_for(self._connection.close(), self._timeout)
+            async with asyncio.timeout(self._timeout):
+                await self._connection.close()
         except Exception:
             self._connection.terminate()

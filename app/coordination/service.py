@@ -20,7 +20,7 @@ from app.settings import Settings
 log = logging.getLogger("trainer_console.coordination")
 
 RETRY_SECONDS = 1.0  # how soon a store that failed is tried again
-RELEASE_DELAY_SECONDS = 0.02  # releases wait this long for the next check to carry them
+RELEASE_RETRY_SECONDS = 1.0  # failed releases are retried this often (or ride on the next check)
 LISTEN_POLL_SECONDS = 1.0  # a silent bus connection is probed this often
 MAX_PAYLOAD_TOPICS = 64  # topics per message (NOTIFY payloads stop at 8000 bytes)
 
@@ -124,14 +124,22 @@ class Coordination:
         self._held[token] = lease
         return lease
 
-    def release(self, lease: Lease) -> None:
-        """Without a round trip of its own: the next check carries it, or a flush 20 ms later."""
+    async def release(self, lease: Lease) -> None:
+        """Before the answer is sent, so a client that goes on at once (through any worker)
+        finds its slot free. One that fails is retried with the next check, or expires."""
         if not lease.shared:
             self.memory.release(lease)
             return
         self._held.pop(lease.token, None)
-        self._releases.append(lease)
-        self._release_due.set()
+        if self.store is None or self._clock() < self._limits_retry_at:
+            self._releases.append(lease)
+            self._release_due.set()
+            return
+        try:
+            await self.store.release([lease])
+        except Exception as exc:
+            self._releases.append(lease)
+            self._limits_fault(exc)
 
     async def in_flight(self, key: str) -> int:
         if self.store is None or self._limits_error is not None:
@@ -152,6 +160,7 @@ class Coordination:
     async def _flush_releases(self) -> None:
         if not self._releases or self.store is None:
             return
+        # (also after a fault: the store is back once a check or this flush succeeds)
         releases, self._releases = self._releases, []
         try:
             await self.store.release(releases)
@@ -159,9 +168,9 @@ class Coordination:
             self._limits_fault(exc)  # their leases expire on their own
 
     async def _release_loop(self) -> None:
-        while True:
+        while not self._closed:
             await self._release_due.wait()
-            await asyncio.sleep(RELEASE_DELAY_SECONDS)
+            await asyncio.sleep(RELEASE_RETRY_SECONDS)
             self._release_due.clear()
             if self._clock() >= self._limits_retry_at:
                 await self._flush_releases()
@@ -169,7 +178,7 @@ class Coordination:
     async def _renew_loop(self) -> None:
         """Keeps this process's leases alive; a process that dies stops, and they expire."""
         assert self.store is not None
-        while True:
+        while not self._closed:
             await asyncio.sleep(self.lease_seconds / 3)
             held = list(self._held.values())
             if held:
@@ -198,7 +207,7 @@ class Coordination:
 
     async def _send_loop(self) -> None:
         assert self.store is not None
-        while True:
+        while not self._closed:
             await self._outbox_due.wait()
             self._outbox_due.clear()
             topics, self._outbox = list(self._outbox), {}
@@ -213,7 +222,7 @@ class Coordination:
     async def _listen_loop(self) -> None:
         assert self.store is not None
         backoff = 0.1
-        while True:
+        while not self._closed:
             try:
                 listener = await self.store.listener()
             except Exception as exc:
@@ -224,7 +233,7 @@ class Coordination:
             backoff = 0.1
             self._bus_connected()
             try:
-                while True:
+                while not self._closed:
                     payload = await listener.next(LISTEN_POLL_SECONDS)
                     if payload:
                         self._dispatch(payload)
@@ -289,7 +298,8 @@ class Coordination:
         self.start()
         if self.store is not None:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._bus_up.wait(), within_seconds)
+                async with asyncio.timeout(within_seconds):
+                    await self._bus_up.wait()
 
     async def status(self) -> CoordinationStatus:
         store = self.store
@@ -315,12 +325,12 @@ class Coordination:
 
     async def close(self) -> None:
         self._closed = True
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(BaseException):
-                await task
-        self._tasks = []
+        tasks, self._tasks = self._tasks, []
+        while tasks:  # a cancellation can be swallowed by a library: ask again until they end
+            for task in tasks:
+                task.cancel()
+            _done, pending = await asyncio.wait(tasks, timeout=1.0)
+            tasks = list(pending)
         if self.store is not None:
             with contextlib.suppress(Exception):
                 await self._flush_releases()
