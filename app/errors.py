@@ -80,3 +80,18 @@ class RateLimited(DomainError):
         """``retry_after_seconds`` is None when waiting can never help (the operation alone
         costs more than the whole budget); ``details`` then say what would fit."""
         super().__init__(message, retryAfterSeconds=retry_after_seconds, **details)
+
+
+class DatabaseUnavailable(DomainError):
+    """The database is down or restarting: nothing was written, and a retry will do.
+
+    Still INTERNAL_SERVER_ERROR (the contract's code for a failure that is not the client's),
+    but with a message that says what happened and when to come back, instead of a masked one."""
+
+    http_status = 503
+    MESSAGE: ClassVar[str] = (
+        "The database is unavailable (down or restarting); nothing was written. Retry shortly."
+    )
+
+    def __init__(self) -> None:
+        super().__init__(self.MESSAGE, retryAfterSeconds=1, reason="DATABASE_UNAVAILABLE")

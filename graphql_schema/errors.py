@@ -3,6 +3,8 @@
 - a DomainError keeps its message and code (and details such as retryAfterSeconds);
 - an error raised before execution or while coercing input (parse, validation,
   limits, wrong variable types) is the client's: E_SCHEMA_MISMATCH;
+- a database that cannot be reached (down, restarting) is a DatabaseUnavailable: a clear,
+  retryable message with INTERNAL_SERVER_ERROR;
 - anything else is masked as INTERNAL_SERVER_ERROR and logged with its traceback.
 """
 
@@ -12,18 +14,43 @@ import logging
 
 from graphql.error import GraphQLError
 
-from app.errors import DomainError
+from app.errors import DatabaseUnavailable, DomainError
+from persistence.faults import database_unreachable
 
 log = logging.getLogger("trainer_console.errors")
 
 INTERNAL_MESSAGE = "Internal server error."
 
 
-def _domain_error(error: GraphQLError) -> DomainError | None:
+def _original(error: GraphQLError) -> BaseException | None:
     original = error.original_error
     while isinstance(original, GraphQLError) and original.original_error is not None:
         original = original.original_error
-    return original if isinstance(original, DomainError) else None
+    return original
+
+
+def _unreachable(error: GraphQLError) -> BaseException | None:
+    original = _original(error)
+    if original is None or isinstance(original, (GraphQLError, DomainError)):
+        return None
+    return original if database_unreachable(original) else None
+
+
+def _domain_error(error: GraphQLError) -> DomainError | None:
+    original = _original(error)
+    if isinstance(original, DomainError):
+        return original
+    if _unreachable(error) is not None:
+        return DatabaseUnavailable()
+    return None
+
+
+def _where(error: GraphQLError) -> str:
+    return ".".join(map(str, error.path or [])) or "operation"
+
+
+def _describe(error: BaseException) -> str:
+    return f"{error.__class__.__name__}: {error}"
 
 
 def is_internal(error: GraphQLError) -> bool:
@@ -72,8 +99,6 @@ def _has_code(error: GraphQLError) -> bool:
 def log_internal_errors(errors: list[GraphQLError]) -> None:
     for error in errors:
         if is_internal(error):
-            log.error(
-                "unexpected error in %s",
-                ".".join(map(str, error.path or [])) or "operation",
-                exc_info=error.original_error,
-            )
+            log.error("unexpected error in %s", _where(error), exc_info=error.original_error)
+        elif (cause := _unreachable(error)) is not None:
+            log.warning("database unavailable in %s: %s", _where(error), _describe(cause))

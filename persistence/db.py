@@ -20,6 +20,8 @@ from sqlalchemy.ext.asyncio import (
 from app.settings import Settings
 from persistence.writer import GroupCommitWriter, sqlite_write_engine
 
+CONNECT_TIMEOUT_SECONDS = 5
+
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
@@ -44,7 +46,12 @@ def create_engine(settings: Settings) -> AsyncEngine:
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     return create_async_engine(
-        url, pool_size=settings.db_pool_size, max_overflow=settings.db_pool_size, pool_pre_ping=True
+        url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_pool_size,
+        pool_pre_ping=True,
+        # a server that does not answer fails the request in seconds (asyncpg waits 60 s)
+        connect_args={"timeout": CONNECT_TIMEOUT_SECONDS},
     )
 
 

@@ -42,6 +42,8 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import QueuePool
 
+from persistence.faults import database_unreachable
+
 T = TypeVar("T")
 Outcome = tuple[BaseException | None, Any]
 Merge = Callable[[Connection, list[Any]], list[Any]]
@@ -259,7 +261,10 @@ class GroupCommitWriter:
                 outcomes = await self._commit_async(units)
             assert outcomes is not None
         except Exception as exc:  # the COMMIT failed: nothing of the batch is durable
-            log.exception("group commit of %d units failed", len(batch))
+            if database_unreachable(exc):  # a known outage: one line, the client is told
+                log.warning("group commit of %d units failed: database unavailable (%s)", len(batch), exc)
+            else:
+                log.exception("group commit of %d units failed", len(batch))
             for _unit, future in batch:
                 if not future.done():
                     future.set_exception(exc)

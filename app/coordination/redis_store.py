@@ -12,6 +12,8 @@ from collections.abc import Sequence
 
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
 
 from app.coordination.verdicts import Lease, Verdict
 
@@ -71,6 +73,10 @@ class RedisStore:
             socket_timeout=timeout_seconds,
             socket_connect_timeout=timeout_seconds,
             health_check_interval=5,
+            # One quick retry: enough for a pooled connection gone stale across a Redis restart,
+            # while an outage still falls back within one timeout (redis-py's default retries
+            # ten times, seconds in all, on every check).
+            retry=Retry(ExponentialBackoff(cap=0.05, base=0.01), retries=1),
         )
         self._listen_timeout = timeout_seconds
         self._url = url

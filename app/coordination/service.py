@@ -23,6 +23,9 @@ RETRY_SECONDS = 1.0  # how soon a store that failed is tried again
 RELEASE_RETRY_SECONDS = 1.0  # failed releases are retried this often (or ride on the next check)
 LISTEN_POLL_SECONDS = 1.0  # a silent bus connection is probed this often
 MAX_PAYLOAD_TOPICS = 64  # topics per message (NOTIFY payloads stop at 8000 bytes)
+SEND_RETRY_SECONDS = 0.2  # a failed publish is retried after this, doubling
+SEND_RETRY_MAX_SECONDS = 1.0
+MAX_OUTBOX_TOPICS = 10_000  # kept for a retry while the bus is down; the oldest go first
 
 
 class Listener(Protocol):
@@ -82,7 +85,8 @@ class Coordination:
         self._release_due = asyncio.Event()
         self._limits_error: str | None = None
         self._limits_retry_at = -float("inf")
-        self._bus_error: str | None = None
+        self._bus_error: str | None = None  # the listener's
+        self._send_error: str | None = None  # the last publish's, until one succeeds
         self._bus_up = asyncio.Event()
         self._bus_was_up = False
         self._outbox: dict[str, None] = {}
@@ -207,6 +211,7 @@ class Coordination:
 
     async def _send_loop(self) -> None:
         assert self.store is not None
+        send_backoff = SEND_RETRY_SECONDS
         while not self._closed:
             await self._outbox_due.wait()
             self._outbox_due.clear()
@@ -216,8 +221,21 @@ class Coordination:
                 try:
                     await self.store.notify(payload.decode())
                 except Exception as exc:
-                    self._bus_fault(exc)
+                    # Kept, not dropped: the first publish after a restart often meets a stale
+                    # pooled connection, and a subscriber must still hear of what changed.
+                    self._send_fault(exc)
+                    self._outbox = {**dict.fromkeys(topics[start:]), **self._outbox}
+                    if len(self._outbox) > MAX_OUTBOX_TOPICS:  # (receivers re-read all on resume)
+                        self._outbox = dict.fromkeys(list(self._outbox)[-MAX_OUTBOX_TOPICS:])
+                    self._outbox_due.set()
+                    await asyncio.sleep(send_backoff)
+                    send_backoff = min(SEND_RETRY_MAX_SECONDS, send_backoff * 2)
                     break
+            else:
+                send_backoff = SEND_RETRY_SECONDS
+                if self._send_error is not None:
+                    log.warning("live updates are sent through %s again", self.backend)
+                    self._send_error = None
 
     async def _listen_loop(self) -> None:
         assert self.store is not None
@@ -269,6 +287,15 @@ class Coordination:
             for callback in self._resumed:
                 callback()
 
+    def _send_fault(self, error: BaseException) -> None:
+        if self._send_error is None:
+            log.error(
+                "could not publish a live update through %s (%s): retrying",
+                self.backend,
+                _describe(error),
+            )
+        self._send_error = _describe(error)
+
     def _bus_fault(self, error: BaseException) -> None:
         if self._bus_error is None:
             log.error(
@@ -314,13 +341,13 @@ class Coordination:
             except Exception as exc:
                 self._limits_fault(exc)
         limits_ok = self._limits_error is None
-        bus_ok = self._bus_up.is_set()
+        bus_ok = self._bus_up.is_set() and self._send_error is None
         return CoordinationStatus(
             self.backend,
             not (limits_ok and bus_ok),
             limits_ok,
             bus_ok,
-            self._limits_error or self._bus_error,
+            self._limits_error or self._bus_error or self._send_error,
         )
 
     async def close(self) -> None:

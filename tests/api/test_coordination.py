@@ -149,3 +149,41 @@ async def test_the_shared_bucket_refuses_whole_and_says_when_it_fits(stores):
     # then: one more field refills in 10 s; 7 never fits in 6
     assert short.value.details["retryAfterSeconds"] == 10
     assert never.value.details == {"retryAfterSeconds": None, "maxRootFields": 6}
+
+
+class FailingSends:
+    """A real store whose first ``failures`` publishes fail, as a stale connection's do."""
+
+    def __init__(self, store: Any, failures: int) -> None:
+        self._store, self.failures = store, failures
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def notify(self, payload: str) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("Connection reset by peer")
+        await self._store.notify(payload)
+
+
+async def test_a_failed_publish_is_sent_again_not_dropped(stores):
+    # given: a listening process, and a publisher whose next two publishes fail
+    listener, flaky = stores(), FailingSends(stores(), failures=2)
+    receiver, sender = Coordination(listener), Coordination(flaky)
+    heard: asyncio.Queue[str] = asyncio.Queue()
+    receiver.subscribe(heard.put_nowait)
+    await receiver.started(within_seconds=5)
+    await sender.started(within_seconds=5)
+    try:
+        # when
+        sender.publish("performance:u_01")
+        # then: it arrives once the store takes it, and the sender says it was degraded meanwhile
+        await asyncio.sleep(0.1)
+        assert (await sender.status()).live_updates_shared is False
+        assert await asyncio.wait_for(heard.get(), 5) == "performance:u_01"
+        assert flaky.failures == 0 and heard.empty()
+        assert (await sender.status()).live_updates_shared is True
+    finally:
+        await receiver.close()
+        await sender.close()

@@ -5,10 +5,7 @@ across them."""
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack
 from typing import Any
@@ -16,43 +13,15 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-import redis
-import websockets
-from websockets.typing import Subprotocol
 
-from app.auth import Role, issue_token
-from tests.conftest import error_codes, make_settings
+from app.auth import Role
+from tests.conftest import error_codes
 from tests.dbs import _plain
 from tests.live import live_server
-from tests.upm_fixture import LOG_SCENARIO, SCENARIO, with_context
+from tests.scale import COORDINATION, LIMITS, UPDATE_LIMITS, a_log, bearer, call, next_total, subscribed
+from tests.upm_fixture import LOG_SCENARIO
 
 pytestmark = pytest.mark.postgres
-
-REDIS_URL = os.environ.get("TRAINER_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-UPDATE_LIMITS = "mutation($input: UpdateLimitsInput!) { updateLimits(input: $input) { aiCallsPerMinute } }"
-LIMITS = "{ limits { aiCallsPerMinute } }"
-COORDINATION = "{ health { status coordination { backend status limitsShared liveUpdatesShared } } }"
-SUBSCRIBE = "subscription($u: String!) { performanceUpdated(userId: $u) { scenario { totalSessions } } }"
-
-
-@pytest.fixture(params=["redis", "postgres"])
-def backend(request: pytest.FixtureRequest, database_url: str) -> Iterator[dict[str, str]]:
-    """The environment of both servers: a Redis key prefix of their own, or no Redis."""
-    if not database_url.startswith("postgresql"):
-        pytest.skip("several server processes need PostgreSQL (SQLite refuses --workers > 1)")
-    if request.param == "postgres":
-        yield {"TRAINER_COORDINATION": "postgres"}
-        return
-    prefix = f"test-{uuid.uuid4().hex[:10]}"
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        client.ping()
-    except redis.ConnectionError as exc:
-        pytest.fail(f"Redis is not reachable at {REDIS_URL}: {exc}")
-    yield {"TRAINER_REDIS_URL": REDIS_URL, "TRAINER_REDIS_PREFIX": prefix}
-    for key in client.scan_iter(f"{prefix}:*"):
-        client.delete(key)
-    client.close()
 
 
 @pytest.fixture
@@ -63,24 +32,6 @@ def two_servers(database_url: str, backend: dict[str, str]) -> Iterator[tuple[st
         first = stack.enter_context(live_server(database_url, **env))
         second = stack.enter_context(live_server(database_url, **env))
         yield first, second
-
-
-def bearer(database_url: str, role: Role, sub: str) -> str:
-    return issue_token(make_settings(database_url), sub=sub, role=role)
-
-
-async def call(http: httpx.AsyncClient, base: str, query: str, token: str, variables: Any = None) -> Any:
-    response = await http.post(
-        f"{base}/graphql",
-        json={"query": query, "variables": variables or {}},
-        headers={"Authorization": f"Bearer {token}"},
-    )
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
-def a_log(user_id: str = "u_01") -> dict[str, Any]:
-    return {"input": with_context(SCENARIO | {"userId": user_id, "logId": uuid.uuid4().hex})}
 
 
 async def test_both_report_the_shared_store(two_servers, database_url, backend):
@@ -173,30 +124,17 @@ async def test_a_subscription_on_one_process_hears_a_log_sent_through_the_other(
     engine = bearer(database_url, Role.ENGINE, "scenario-engine")
     async with httpx.AsyncClient(timeout=10) as http:
         assert "errors" not in await call(http, base_b, LOG_SCENARIO, engine, a_log())
-        url = base_a.replace("http://", "ws://") + "/graphql"
-        async with websockets.connect(url, subprotocols=[Subprotocol("graphql-transport-ws")]) as ws:
-            await ws.send(
-                json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {admin}"}})
-            )
-            assert json.loads(await ws.recv())["type"] == "connection_ack"
-            subscribe = {"query": SUBSCRIBE, "variables": {"u": "u_01"}}
-            await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": subscribe}))
-            initial = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        async with subscribed(base_a, admin, "u_01") as ws:
             # when: two more logs through B, one after the other
             seen = []
             for _ in range(2):
                 sent = time.monotonic()
                 assert "errors" not in await call(http, base_b, LOG_SCENARIO, engine, a_log())
-                update = json.loads(await asyncio.wait_for(ws.recv(), 5))
-                seen.append((update, time.monotonic() - sent))
+                seen.append((await next_total(ws, 5), time.monotonic() - sent))
             # then: nothing more arrives (no duplicate delivery)
             with pytest.raises(TimeoutError):
                 await asyncio.wait_for(ws.recv(), 0.5)
-    assert initial["payload"]["data"]["performanceUpdated"]["scenario"]["totalSessions"] == 1
-    assert [u["payload"]["data"]["performanceUpdated"]["scenario"]["totalSessions"] for u, _ in seen] == [
-        2,
-        3,
-    ]
+    assert [total for total, _ in seen] == [2, 3]
     assert all(waited < 1.0 for _, waited in seen), seen
 
 

@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import httpx
 import pytest
-import websockets
-from websockets.typing import Subprotocol
 
 from app.auth import Role, issue_token
 from tests.conftest import make_settings
-from tests.live import live_server
+from tests.live import graphql_ws, live_server
 from tests.upm_fixture import BUSAN, LOG_QUIZ, QUIZ, with_context
 
 SUBSCRIBE = (
@@ -56,18 +53,9 @@ async def next_error_codes(ws: Any) -> list[str]:
     return [e["extensions"]["code"] for e in errors]
 
 
-@asynccontextmanager
-async def subscribed(server: str, token: str, user_id: str) -> AsyncIterator[Any]:
-    """A graphql-transport-ws connection authenticated in connection_init, subscribed to the user."""
-    url = server.replace("http://", "ws://") + "/graphql"
-    async with websockets.connect(url, subprotocols=[Subprotocol("graphql-transport-ws")]) as ws:
-        await ws.send(
-            json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}})
-        )
-        assert json.loads(await ws.recv())["type"] == "connection_ack"
-        subscribe = {"query": SUBSCRIBE, "variables": {"u": user_id}}
-        await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": subscribe}))
-        yield ws
+def subscribed(server: str, token: str, user_id: str) -> AbstractAsyncContextManager[Any]:
+    """A dashboard's connection, subscribed to the user."""
+    return graphql_ws(server, token, SUBSCRIBE, {"u": user_id})
 
 
 async def log_quiz(http: httpx.AsyncClient, engine: str, payload: dict[str, Any]) -> None:
