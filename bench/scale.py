@@ -35,6 +35,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -87,6 +88,24 @@ def redis_prefix() -> Iterator[str]:
         client.close()
 
 
+SERVER_PIDS: dict[str, int] = {}  # base URL -> the serving process (one worker: uvicorn runs in it)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def redis_cpu_seconds() -> float:
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        info = client.info("cpu")
+    finally:
+        client.close()
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
 @contextmanager
 def server(database_url: str, env: dict[str, str], workers: int = 1) -> Iterator[str]:
     """``trainer-console serve`` on a free port; its base URL once /readyz answers."""
@@ -100,6 +119,7 @@ def server(database_url: str, env: dict[str, str], workers: int = 1) -> Iterator
     command = [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--workers", str(workers)]
     process = subprocess.Popen(command, env=environment | env, cwd=ROOT, stdout=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
+    SERVER_PIDS[base] = process.pid
     try:
         for _ in range(300):
             try:
@@ -131,17 +151,29 @@ def log_lua() -> str:
     return lua_post(body, ENGINES)
 
 
-def load(bases: dict[str, str], seconds: int, rounds: int) -> dict[str, list[float]]:
-    """logs/s of each case, measured in alternation; a warm-up round first (registers users)."""
+Figures = dict[str, list[float]]
+
+
+def load(bases: dict[str, str], seconds: int, rounds: int) -> tuple[Figures, Figures, Figures]:
+    """logs/s of each case, measured in alternation, with the server's and Redis's CPU ms per
+    log in each round; a warm-up round first (registers users)."""
     lua = log_lua()
     for base in bases.values():
         raise_limits(base)
         wrk(f"{base}/graphql", lua, 2, CONNECTIONS)
-    figures: dict[str, list[float]] = {case: [] for case in bases}
+    rates: Figures = {case: [] for case in bases}
+    server_ms: Figures = {case: [] for case in bases}
+    redis_ms: Figures = {case: [] for case in bases}
     for _round in range(rounds):
         for case, base in bases.items():
-            figures[case].append(wrk(f"{base}/graphql", lua, seconds, CONNECTIONS))
-    return figures
+            pid = SERVER_PIDS[base]
+            cpu, redis_cpu = cpu_seconds(pid), redis_cpu_seconds()
+            rate = wrk(f"{base}/graphql", lua, seconds, CONNECTIONS)
+            logs = rate * seconds
+            rates[case].append(rate)
+            server_ms[case].append((cpu_seconds(pid) - cpu) * 1000 / logs)
+            redis_ms[case].append((redis_cpu_seconds() - redis_cpu) * 1000 / logs)
+    return rates, server_ms, redis_ms
 
 
 def bench_limiter(seconds: int, rounds: int) -> None:
@@ -152,15 +184,20 @@ def bench_limiter(seconds: int, rounds: int) -> None:
             "redis": stack.enter_context(server(database_url, {"TRAINER_COORDINATION": "redis", **shared})),
             "postgres": stack.enter_context(server(database_url, {"TRAINER_COORDINATION": "postgres"})),
         }
-        figures = load(bases, seconds, rounds)
-    memory = statistics.median(figures["memory"])
+        rates, server_ms, redis_ms = load(bases, seconds, rounds)
+    memory = statistics.median(rates["memory"])
+    memory_cpu = statistics.median(server_ms["memory"])
     print(f"logScenario/s, one worker on PostgreSQL, {CONNECTIONS} connections, {rounds} x {seconds} s")
-    for case, values in figures.items():
+    print("  (cost: time per log against memory; CPU: the server's, and Redis's, ms per log)")
+    for case, values in rates.items():
         median = statistics.median(values)
         cost = (memory / median - 1) * 100
-        rounds_text = " ".join(f"{v:.0f}" for v in values)
+        cpu = statistics.median(server_ms[case])
+        busy = cpu * median / 10  # % of one core
         print(
-            f"  {case:9} median {median:7.1f}  (rounds {rounds_text})  cost per log vs memory {cost:+.1f} %"
+            f"  {case:9} median {median:7.1f}  (rounds {' '.join(f'{v:.0f}' for v in values)})"
+            f"  cost {cost:+.1f} %  server CPU {cpu:.3f} ms/log ({(cpu / memory_cpu - 1) * 100:+.1f} %,"
+            f" core {busy:.0f} % busy)  Redis CPU {statistics.median(redis_ms[case]):.3f} ms/log"
         )
     print("  target: the Redis limiter costs at most 10 % per log")
 
@@ -172,7 +209,7 @@ def bench_workers(seconds: int, rounds: int) -> None:
             "1 worker": stack.enter_context(server(database_url, shared, 1)),
             "2 workers": stack.enter_context(server(database_url, shared, 2)),
         }
-        figures = load(bases, seconds, rounds)
+        figures, _cpu, _redis_cpu = load(bases, seconds, rounds)
     one, two = (statistics.median(figures[case]) for case in bases)
     print(f"logScenario/s on PostgreSQL + Redis, {CONNECTIONS} connections, {rounds} x {seconds} s")
     for case, values in figures.items():

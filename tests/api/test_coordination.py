@@ -19,6 +19,7 @@ from app.coordination.redis_store import RedisStore
 from app.errors import RateLimited
 from tests.conftest import error_codes, make_settings
 from tests.live import free_port
+from tests.private_servers import private_redis
 
 REDIS_URL = os.environ.get("TRAINER_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 UPDATE_LIMITS = "mutation($input: UpdateLimitsInput!) { updateLimits(input: $input) { aiCallsPerMinute } }"
@@ -149,6 +150,58 @@ async def test_the_shared_bucket_refuses_whole_and_says_when_it_fits(stores):
     # then: one more field refills in 10 s; 7 never fits in 6
     assert short.value.details["retryAfterSeconds"] == 10
     assert never.value.details == {"retryAfterSeconds": None, "maxRootFields": 6}
+
+
+async def test_checks_made_at_once_admit_exactly_the_cap(stores):
+    # given: two processes, 3 operations of the engine in flight at most
+    first, second = Coordination(stores()), Coordination(stores())
+    # when: ten checks at the same moment (the Redis store sends a worker's in one pipeline)
+    outcomes = await asyncio.gather(
+        *(process.admit("engine-3", 1, 100, 3) for process in [first, second] * 5), return_exceptions=True
+    )
+    # then: exactly three admitted, the others refused as busy
+    leases = [o for o in outcomes if not isinstance(o, BaseException)]
+    refused = [o for o in outcomes if isinstance(o, RateLimited)]
+    assert len(leases) == 3 and len(refused) == 7
+    assert all("maxConcurrentSessions" in str(r) for r in refused)
+    assert await second.in_flight("engine-3") == 3
+    await asyncio.gather(*(first.release(lease) for lease in leases))
+    assert await second.in_flight("engine-3") == 0
+
+
+async def test_a_release_and_a_check_at_once_free_the_slot_first(redis_prefix):
+    # given: the engine's one slot held
+    process = Coordination(RedisStore(REDIS_URL, redis_prefix, 1.0))
+    held = await process.admit("engine-4", 1, 100, 1)
+    try:
+        # when: its release and the next check in the same turn of the event loop
+        released, lease = await asyncio.gather(process.release(held), process.admit("engine-4", 1, 100, 1))
+        # then: the release rode on the check, before it counted
+        assert released is None
+        assert await process.in_flight("engine-4") == 1
+        await process.release(lease)
+        assert await process.in_flight("engine-4") == 0
+    finally:
+        await process.close()
+
+
+async def test_checks_go_on_after_redis_forgets_its_scripts(redis_prefix):
+    # given: a private Redis (SCRIPT FLUSH would touch every user of the shared one)
+    with private_redis() as server:
+        process = Coordination(RedisStore(server.url, redis_prefix, 1.0))
+        try:
+            await process.release(await process.admit("engine-5", 1, 100, 5))
+            flush = aioredis.Redis.from_url(server.url)
+            await flush.script_flush()
+            await flush.aclose()
+            # when: several checks at once, all meeting NOSCRIPT
+            leases = await asyncio.gather(*(process.admit("engine-5", 1, 100, 5) for _ in range(4)))
+            # then: loaded again and answered, still shared
+            assert len({lease.token for lease in leases}) == 4 and all(lease.shared for lease in leases)
+            assert await process.in_flight("engine-5") == 4
+            assert (await process.status()).limits_shared is True
+        finally:
+            await process.close()
 
 
 class FailingSends:
