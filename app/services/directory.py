@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, exists, or_, select, true
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -196,6 +197,13 @@ class Move:
 
 
 USERS = UserRow.__table__  # type: ignore[attr-defined]
+# ON CONFLICT DO NOTHING waits for a concurrent insert of the same id, then skips it: the
+# unique violation two workers' first logs of one new user would otherwise raise.
+_JOIN = (
+    postgresql.insert(USERS)
+    .on_conflict_do_nothing(index_elements=[USERS.c.user_id])
+    .returning(USERS.c.user_id)
+)
 
 
 def place_user(
@@ -205,13 +213,18 @@ def place_user(
     move: Move,
     request_id: str,
     now: datetime,
-) -> None:
+) -> bool:
     """How a user joins or moves, for an admin's registerUser and for a log from a new place
     alike: one INSERT (a new user's name is its id unless given) or UPDATE, and its
-    register_user audit entry, in the caller's transaction."""
+    register_user audit entry, in the caller's transaction.
+
+    False, having changed nothing, when the user was to join but a concurrent transaction (on
+    another worker) added it first: the caller reads the user again and decides."""
     if move.joins:
         values = {"name": move.user_id} | move.values
-        conn.execute(USERS.insert().values(user_id=move.user_id, created_at=now, updated_at=now, **values))
+        row = {"user_id": move.user_id, "created_at": now, "updated_at": now, **values}
+        if conn.execute(_JOIN, row).first() is None:
+            return False
     else:
         conn.execute(
             USERS.update().where(USERS.c.user_id == move.user_id).values(updated_at=now, **move.values)
@@ -226,6 +239,7 @@ def place_user(
         request_id=request_id,
         user_id=move.user_id,
     )
+    return True
 
 
 _USER_FOR_UPDATE = select(USERS).where(USERS.c.user_id == bindparam("user_id")).with_for_update()
@@ -266,7 +280,8 @@ def _register(
         before=None if before is None else audit_view(before),
         after=audit_view(row),
     )
-    place_user(session, audit_log, principal, move, request_id, now)
+    if not place_user(session, audit_log, principal, move, request_id, now):
+        return _register(session, audit_log, principal, user, request_id)  # now found, and locked
     return row
 
 

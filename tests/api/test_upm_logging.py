@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from typing import Any
 
 import pytest
 
@@ -96,6 +97,76 @@ async def test_registration_through_a_log_and_a_move_are_audited(gql, engine, ad
     assert body["data"]["auditVerify"]["ok"] is True
     user = (await gql(USER, {"id": "u_01"}, as_=admin))["data"]["user"]
     assert user["scope"]["branchId"] == "b_busan"
+
+
+class AnotherWorkerRegisters:
+    """Adds u_01 in Seoul, committed as far as the app can tell, just before the app's own
+    INSERT of it, every time: another worker's first log of the same new user, landing
+    between this one's look-up and its insert."""
+
+    SQL = (
+        "INSERT INTO users (user_id, name, region_id, country_id, branch_id, team_id, created_at,"
+        " updated_at) VALUES ('u_01', 'u_01', 'r_apac', 'c_kr', 'b_seoul', 't_seoul_a',"
+        " CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+    )
+
+    def __call__(self, _conn: Any, cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.startswith("INSERT INTO users"):
+            cursor.execute(self.SQL)
+
+
+async def test_a_new_user_registered_meanwhile_by_another_worker_is_moved_not_an_error(
+    app, gql, engine, admin
+):
+    # given: another worker adds u_01 in Seoul while this one records its first log, in Busan
+    from sqlalchemy import event
+
+    from tests.upm_fixture import BUSAN
+
+    writer = app.state.db.writer
+    target = writer.sync_engine or writer.async_engine.sync_engine
+    hook = AnotherWorkerRegisters()
+    event.listen(target, "before_cursor_execute", hook)
+    try:
+        # when
+        body = await gql(LOG_QUIZ, {"input": with_context(QUIZ, scope=BUSAN)}, as_=engine)
+    finally:
+        event.remove(target, "before_cursor_execute", hook)
+    # then: accepted, and the user moved from where the other worker put it, audited as a move
+    assert "errors" not in body, body
+    user = (await gql(USER, {"id": "u_01"}, as_=admin))["data"]["user"]
+    assert user["scope"]["branchId"] == "b_busan"
+    audit = await gql(AUDIT, as_=admin)
+    entries = [e for e in audit["data"]["auditLog"]["nodes"] if e["target"] == "user:u_01"]
+    assert [(e["before"]["scope"]["branchId"], e["after"]["scope"]["branchId"]) for e in entries] == [
+        ("b_seoul", "b_busan")
+    ]
+
+
+async def test_an_admin_registering_a_user_another_worker_just_added_updates_it(app, gql, admin):
+    # given: another worker adds u_01 in Seoul while an admin registers it in Busan
+    from sqlalchemy import event
+
+    from tests.org import REGISTER_USER
+
+    target = app.state.db.engine.sync_engine
+    hook = AnotherWorkerRegisters()
+    event.listen(target, "before_cursor_execute", hook)
+    scope = {"regionId": "r_apac", "countryId": "c_kr", "branchId": "b_busan", "teamId": "t_busan_a"}
+    try:
+        # when
+        body = await gql(
+            REGISTER_USER, {"input": {"userId": "u_01", "name": "Mina", "scope": scope}}, as_=admin
+        )
+    finally:
+        event.remove(target, "before_cursor_execute", hook)
+    # then: the registration wins, and its audit entry shows what it replaced
+    assert "errors" not in body, body
+    assert body["data"]["registerUser"]["name"] == "Mina"
+    assert body["data"]["registerUser"]["scope"] == scope
+    audit = await gql(AUDIT, as_=admin)
+    entries = [e for e in audit["data"]["auditLog"]["nodes"] if e["target"] == "user:u_01"]
+    assert [(e["before"]["branchId"], e["after"]["branchId"]) for e in entries] == [("b_seoul", "b_busan")]
 
 
 NOTHING_STORED = """query($u: String) {

@@ -325,19 +325,32 @@ def _register_all(conn: Connection, jobs: list[Job], now: datetime) -> None:
     for job in jobs:
         user_id, scope = job.plan.result.user_id, job.plan.scope
         wanted = (scope.region_id, scope.country_id, scope.branch_id, scope.team_id)
-        found = where[user_id]
-        if found == wanted:
-            continue
-        where[user_id] = wanted
-        ids = ("regionId", "countryId", "branchId", "teamId")
-        move = directory.Move(
-            user_id,
-            joins=found is None,
-            values=dict(zip(("region_id", "country_id", "branch_id", "team_id"), wanted, strict=True)),
-            before=None if found is None else {"scope": dict(zip(ids, found, strict=True))},
-            after={"scope": dict(zip(ids, wanted, strict=True)), "via": "log"},
-        )
-        directory.place_user(conn, job.audit, job.principal, move, job.request_id, now)
+        while where[user_id] != wanted:
+            found = where[user_id]
+            if _place(conn, job, user_id, found, wanted, now):
+                where[user_id] = wanted
+            else:  # another worker's log added the user meanwhile: where did it put it?
+                for _id, *located in conn.execute(_WHERE_USERS_ARE, {"ids": [user_id]}):
+                    where[user_id] = tuple(located)
+
+
+def _place(
+    conn: Connection,
+    job: Job,
+    user_id: str,
+    found: tuple[str, ...] | None,
+    wanted: tuple[str, ...],
+    now: datetime,
+) -> bool:
+    ids = ("regionId", "countryId", "branchId", "teamId")
+    move = directory.Move(
+        user_id,
+        joins=found is None,
+        values=dict(zip(("region_id", "country_id", "branch_id", "team_id"), wanted, strict=True)),
+        before=None if found is None else {"scope": dict(zip(ids, found, strict=True))},
+        after={"scope": dict(zip(ids, wanted, strict=True)), "via": "log"},
+    )
+    return directory.place_user(conn, job.audit, job.principal, move, job.request_id, now)
 
 
 def _check_bounds(conn: Connection, jobs: list[Job]) -> None:
