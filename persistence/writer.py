@@ -139,14 +139,30 @@ def _run_optimistic(conn: Connection, units: list[Unit]) -> list[Outcome]:
     return outcomes
 
 
+# PostgreSQL's deadlock_detected and serialization_failure: the other transaction goes on, and
+# this one's unit succeeds when run again (two workers' batches that lock rows in other orders).
+_TRANSIENT = frozenset({"40P01", "40001"})
+TRANSIENT_RETRIES = 3
+
+
+def _transient(exc: BaseException) -> bool:
+    return getattr(getattr(exc, "orig", None), "sqlstate", None) in _TRANSIENT
+
+
 def _run_alone(conn: Connection, units: list[Unit]) -> list[Outcome]:
     outcomes: list[Outcome] = []
     for unit in units:
-        try:
-            with conn.begin_nested():
-                outcomes.append((None, unit.alone(conn)))
-        except Exception as exc:  # this unit alone is rolled back
-            outcomes.append((exc, None))
+        for attempt in range(TRANSIENT_RETRIES + 1):
+            try:
+                with conn.begin_nested():
+                    outcomes.append((None, unit.alone(conn)))
+                break
+            except Exception as exc:  # this unit alone is rolled back
+                if attempt < TRANSIENT_RETRIES and _transient(exc):
+                    log.info("a unit met a transient database error (%s): again", getattr(exc, "orig", exc))
+                    continue
+                outcomes.append((exc, None))
+                break
     return outcomes
 
 

@@ -198,6 +198,7 @@ _ADVANCE_HEAD = (
     .values(seq=_HEAD.c.seq + 1)
     .returning(_HEAD.c.seq, _HEAD.c.entry_hash)
 )
+_LOCK_HEAD = select(_HEAD.c.seq).where(_HEAD.c.id == HEAD_ID).with_for_update()
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +212,12 @@ class AuditLog:
     """
 
     secret: str = field(repr=False)
+
+    def lock(self, conn: Connection | Session) -> None:
+        """Take the lock that ``append`` takes, now: for a transaction that locks other rows
+        before it appends (a user it adds), so that every such transaction takes the audit
+        head first and two of them on different workers cannot deadlock."""
+        conn.execute(_LOCK_HEAD)
 
     def append(
         self,

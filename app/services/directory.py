@@ -261,6 +261,7 @@ def _register(
     session: Session, audit_log: audit.AuditLog, principal: Principal, user: NewUser, request_id: str
 ) -> UserRow:
     now = datetime.now(UTC)
+    audit_log.lock(session)  # before the user's row: see AuditLog.lock
     found = session.execute(_USER_FOR_UPDATE, {"user_id": user.user_id}).first()
     before = None if found is None else UserRow(**found._mapping)
     row = UserRow(

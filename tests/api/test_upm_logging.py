@@ -169,6 +169,43 @@ async def test_an_admin_registering_a_user_another_worker_just_added_updates_it(
     assert [(e["before"]["branchId"], e["after"]["branchId"]) for e in entries] == [("b_seoul", "b_busan")]
 
 
+class Deadlocks:
+    """The first ``times`` INSERTs of a user fail as PostgreSQL's deadlock victim does (a
+    statement that raises its error code is sent in their place)."""
+
+    SQL = "DO $$ BEGIN RAISE EXCEPTION 'deadlock detected (test)' USING ERRCODE = '40P01'; END $$"
+
+    def __init__(self, times: int) -> None:
+        self.times = times
+
+    def __call__(self, _conn: Any, _cursor: Any, statement: str, parameters: Any, *_args: Any) -> Any:
+        if statement.startswith("INSERT INTO users") and self.times:
+            self.times -= 1
+            return self.SQL, ()
+        return statement, parameters
+
+
+async def test_a_log_that_loses_a_deadlock_is_run_again_not_refused(app, database_url, gql, engine, admin):
+    if not database_url.startswith("postgresql"):
+        pytest.skip("deadlocks between workers are PostgreSQL's (SQLite runs one worker)")
+    # given: the batch and then the unit alone each lose a deadlock once
+    from sqlalchemy import event
+
+    target = app.state.db.writer.async_engine.sync_engine
+    hook = Deadlocks(times=2)
+    event.listen(target, "before_cursor_execute", hook, retval=True)
+    try:
+        # when
+        body = await gql(LOG_QUIZ, {"input": with_context(QUIZ)}, as_=engine)
+    finally:
+        event.remove(target, "before_cursor_execute", hook)
+    # then: accepted once, and the user registered
+    assert hook.times == 0
+    assert "errors" not in body, body
+    user = (await gql(USER, {"id": "u_01"}, as_=admin))["data"]["user"]
+    assert user["scope"]["branchId"] == "b_seoul"
+
+
 NOTHING_STORED = """query($u: String) {
   sessions(userId: $u, first: 5) { nodes { sessionId } }
   events(userId: $u, first: 5) { nodes { eventId } } }"""

@@ -322,9 +322,13 @@ def _register_all(conn: Connection, jobs: list[Job], now: datetime) -> None:
     where: dict[str, tuple[str, ...] | None] = dict.fromkeys(user_ids)
     for user_id, *located in conn.execute(_WHERE_USERS_ARE, {"ids": user_ids}):
         where[user_id] = tuple(located)
+    locked = False
     for job in jobs:
         user_id, scope = job.plan.result.user_id, job.plan.scope
         wanted = (scope.region_id, scope.country_id, scope.branch_id, scope.team_id)
+        if where[user_id] != wanted and not locked:
+            job.audit.lock(conn)  # before the first user row: see AuditLog.lock
+            locked = True
         while where[user_id] != wanted:
             found = where[user_id]
             if _place(conn, job, user_id, found, wanted, now):
