@@ -35,6 +35,13 @@ class ProfileRowsByUserIdLoader(DataLoader[str, ProfileRows]):
 
         super().__init__(load_fn=load)
 
+    def ready(self, user_id: str) -> ProfileRows | None:
+        """The rows already loaded for ``user_id`` (a prefetched page), without awaiting."""
+        future = self.cache_map.get(user_id)
+        if future is None or not future.done() or future.cancelled() or future.exception():
+            return None
+        return future.result()
+
 
 @dataclass
 class Loaders:

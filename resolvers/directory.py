@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import strawberry
+from strawberry.types.nodes import SelectedField
 
 from app import policy
 from app.services import directory
@@ -10,6 +13,28 @@ from graphql_schema.info import Info
 from graphql_schema.permissions import allow
 from graphql_schema.types.common import ScopeFilterInput
 from graphql_schema.types.directory import PrincipalType, RegisterUserInput, User, UserConnection
+
+
+def _fields(selections: list[Any]) -> list[Any]:
+    """The fields of a selection, through fragments and inline fragments."""
+    found: list[Any] = []
+    for selection in selections:
+        if isinstance(selection, SelectedField):
+            found.append(selection)
+        else:
+            found.extend(_fields(selection.selections))
+    return found
+
+
+def _selects_performance(info: Info) -> bool:
+    """Whether the page's users are asked for their performance (through nodes or edges)."""
+    for part in _fields([s for field in info.selected_fields for s in field.selections]):
+        users = [part] if part.name == "nodes" else []
+        if part.name == "edges":
+            users = [edge for edge in _fields(part.selections) if edge.name == "node"]
+        if any(field.name == "performance" for user in users for field in _fields(user.selections)):
+            return True
+    return False
 
 
 @strawberry.type
@@ -49,6 +74,9 @@ class DirectoryQuery:
             )
         for row in page.items:
             ctx.loaders.user_by_id.prime(row.user_id, row)
+        if page.items and _selects_performance(info):
+            await ctx.ops.current()  # (fresh settings, so the nodes' rulesets can be read at once)
+            await ctx.loaders.profile_rows_by_user_id.load_many([row.user_id for row in page.items])
         return UserConnection.from_row(page)
 
 

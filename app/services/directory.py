@@ -28,7 +28,10 @@ from app.scope import (
 from app.services import audit
 from app.validation import check_id, check_page_size, check_text
 from persistence.db import Database
+from persistence.fast_read import Read
 from persistence.models import UserRow
+
+USERS = UserRow.__table__  # type: ignore[attr-defined]
 
 CURSOR_KIND = "user"
 
@@ -136,6 +139,24 @@ async def ensure_filter_in_tree(session: AsyncSession, principal: Principal, req
         raise Forbidden("the requested scope is not inside yours")
 
 
+_USER_COLUMNS = tuple(column.name for column in USERS.c)
+_PAGE_READS: dict[tuple[tuple[str, ...], bool], Read] = {}
+
+
+def _page_read(levels: tuple[str, ...], after: bool) -> Read:
+    """A page of the directory for the scope levels pinned (a few shapes, each compiled once)."""
+    key = (levels, after)
+    if key not in _PAGE_READS:
+        query = select(*USERS.c).where(
+            true(), *(USERS.c[f"{level}_id"] == bindparam(level) for level in levels)
+        )
+        if after:
+            query = query.where(USERS.c.user_id > bindparam("after"))
+        query = query.order_by(USERS.c.user_id).limit(bindparam("limit"))
+        _PAGE_READS[key] = Read(lambda _ids_in: query)
+    return _PAGE_READS[key]
+
+
 async def list_users(
     session: AsyncSession,
     principal: Principal,
@@ -148,11 +169,12 @@ async def list_users(
     effective = narrow(principal, requested)
     if requested is not None:
         await ensure_filter_in_tree(session, principal, requested)
-    query = select(UserRow).where(_where(effective))
+    pinned = effective.pinned()
+    params: dict[str, Any] = {**pinned, "limit": first + 1}
     if after is not None:
-        query = query.where(UserRow.user_id > decode_cursor(CURSOR_KIND, after))  # type: ignore[arg-type]
-    query = query.order_by(UserRow.user_id).limit(first + 1)  # type: ignore[arg-type]
-    rows = list((await session.scalars(query)).all())
+        params["after"] = decode_cursor(CURSOR_KIND, after)
+    found = await _page_read(tuple(pinned), after is not None).all(session, params)
+    rows = [UserRow.model_construct(**dict(zip(_USER_COLUMNS, row, strict=True))) for row in found]
     has_next = len(rows) > first
     rows = rows[:first]
     return Page(rows, [encode_cursor(CURSOR_KIND, r.user_id) for r in rows], has_next)
@@ -196,7 +218,6 @@ class Move:
     after: dict[str, Any]
 
 
-USERS = UserRow.__table__  # type: ignore[attr-defined]
 # ON CONFLICT DO NOTHING waits for a concurrent insert of the same id, then skips it: the
 # unique violation two workers' first logs of one new user would otherwise raise.
 _JOIN = (

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import strawberry
 
 from app.auth import Principal, Role
@@ -43,7 +45,18 @@ class User:
     scope: ScopeType
 
     @strawberry.field(description="The UPM aggregated profile (upm §1); batched across a page.")
-    async def performance(self, info: Info) -> Performance:
+    def performance(self, info: Info) -> Performance:
+        """Synchronous when the page prefetched its profiles (``DirectoryQuery.users``): a page
+        of 100 then completes without 100 awaitables and their tasks. Otherwise an awaitable,
+        batched by the loader."""
+        ctx = info.context
+        rows = ctx.loaders.profile_rows_by_user_id.ready(self.user_id)
+        snapshot = ctx.ops.peek()
+        if rows is None or snapshot is None:
+            return cast(Performance, self._load_performance(info))
+        return Performance.from_row(profile.build(self.user_id, rows, upm.active_ruleset(snapshot)))
+
+    async def _load_performance(self, info: Info) -> Performance:
         ctx = info.context
         rows = await ctx.loaders.profile_rows_by_user_id.load(self.user_id)
         return Performance.from_row(

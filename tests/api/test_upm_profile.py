@@ -22,6 +22,19 @@ UPDATE_SKILL = "mutation($input: SkillUpdateInput!) { updateSkill(input: $input)
 PAGE = f"""query($first: Int!) {{
   users(first: $first) {{ nodes {{ userId performance {{ {PERFORMANCE_FIELDS} }} }} }}
 }}"""
+PAGE_SHAPES = {
+    "nodes": PAGE,
+    "edges": f"""query($first: Int!) {{
+  users(first: $first) {{ edges {{ node {{ userId performance {{ {PERFORMANCE_FIELDS} }} }} }} }}
+}}""",
+    "fragment": f"""query($first: Int!) {{ users(first: $first) {{ ...Page }} }}
+fragment Page on UserConnection {{ nodes {{ ... on User {{ userId ...Perf }} }} }}
+fragment Perf on User {{ performance {{ {PERFORMANCE_FIELDS} }} }}""",
+    "aliased": f"""query($first: Int!) {{
+  users(first: $first) {{ nodes {{ userId p: performance {{ {PERFORMANCE_FIELDS} }} }} }}
+}}""",
+}
+ONE_USER = f"""query($id: ID!) {{ user(id: $id) {{ performance {{ {PERFORMANCE_FIELDS} }} }} }}"""
 SUMMARIES = """query($u: String!) {
   scenarioSummary(userId: $u) { totalSessions }
   quizSummary(userId: $u) { totalQuizzes }
@@ -261,6 +274,25 @@ async def test_a_page_of_users_with_performance_costs_a_constant_number_of_state
     assert len(page["data"]["users"]["nodes"]) == 100
     assert page["data"]["users"]["nodes"][3]["performance"]["scenario"]["totalSessions"] == 1
     assert sql_statements.count == small_cost == 5, sql_statements.statements
+
+
+@pytest.mark.parametrize("shape", sorted(PAGE_SHAPES))
+async def test_a_page_answers_each_users_own_performance_however_it_is_asked(gql, token, admin, shape):
+    # given: three users with different histories
+    engine = token("engine")
+    for i in range(3):
+        for _ in range(i + 1):
+            await send(gql, engine, LOG_QUIZ, quiz("oled_basics", 3 * i, user=f"u_{i:03}"))
+    # when: the page (prefetched when it asks for performance), and each user alone
+    page = await gql(PAGE_SHAPES[shape], {"first": 10}, as_=admin)
+    alone = [await gql(ONE_USER, {"id": f"u_{i:03}"}, as_=admin) for i in range(3)]
+    # then: the same figures, user by user
+    assert "errors" not in page, page
+    users = page["data"]["users"]
+    nodes = users["nodes"] if "nodes" in users else [edge["node"] for edge in users["edges"]]
+    figures = [node.get("performance", node.get("p")) for node in nodes]
+    assert figures == [body["data"]["user"]["performance"] for body in alone]
+    assert [f["quiz"]["totalQuizzes"] for f in figures] == [1, 2, 3]
 
 
 async def test_moving_a_user_keeps_the_profile(gql, token, admin):

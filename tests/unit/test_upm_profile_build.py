@@ -9,9 +9,8 @@ from typing import Any
 
 import pytest
 
-from app.services.upm.profile import ProfileRows, build
+from app.services.upm.profile import ProfileCounters, ProfileRows, build
 from app.services.upm.ruleset import DEFAULT_UPM_RULESET, SKILLS, UpmRuleset
-from persistence.models.upm import UpmProfileRow
 
 AT = datetime(2026, 11, 21, 9, 30, tzinfo=UTC)
 
@@ -22,8 +21,8 @@ def aggregated_by(aggregation: str) -> UpmRuleset:
     return UpmRuleset.model_validate(document)
 
 
-def profile(**counters: Any) -> UpmProfileRow:
-    return UpmProfileRow(user_id="u_01", updated_at=AT, **counters)
+def profile(**counters: Any) -> ProfileCounters:
+    return ProfileCounters(user_id="u_01", updated_at=AT, **counters)
 
 
 def test_behavior_score_is_the_ema_or_the_mean_as_the_ruleset_says():

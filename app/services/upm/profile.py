@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.services.upm import rules as formulas
 from app.services.upm.ruleset import SKILLS, UpmRuleset
+from persistence.fast_read import Read
 from persistence.models.upm import UpmMissionRow, UpmModuleRow, UpmProfileRow, UpmSkillRow, UpmTopicRow
 
 
@@ -57,11 +58,35 @@ class ProfileView:
     updated_at: datetime | None
 
 
+@dataclass(frozen=True, slots=True)
+class ProfileCounters:
+    """One ``upm_profile`` row as plain data, its columns in table order: a page reads 100 of
+    them, and a table model costs several times more to make and to read (SQLAlchemy's
+    instrumented attributes)."""
+
+    user_id: str
+    scenario_sessions: int = 0
+    scenario_turns: int = 0
+    scenario_upsell_successes: int = 0
+    scenario_objections: int = 0
+    behavior_sum: float = 0.0
+    behavior_count: int = 0
+    behavior_ema: float | None = None
+    quiz_count: int = 0
+    quiz_accuracy_sum: float = 0.0
+    learning_logs: int = 0
+    learning_completed_logs: int = 0
+    learning_minutes: float = 0.0
+    missions_completed: int = 0
+    missions_failed: int = 0
+    updated_at: datetime | None = None
+
+
 @dataclass(slots=True)
 class ProfileRows:
     """Everything stored about one user's performance."""
 
-    profile: UpmProfileRow | None = None
+    profile: ProfileCounters | None = None
     topics: list[tuple[str, int, int, int]] = field(default_factory=list)
     skills: dict[str, float] = field(default_factory=dict)
     modules: int = 0
@@ -74,7 +99,7 @@ def _ratio(numerator: float, denominator: float) -> float | None:
 
 
 def build(user_id: str, rows: ProfileRows, rules: UpmRuleset) -> ProfileView:
-    p = rows.profile or UpmProfileRow(user_id=user_id, updated_at=datetime.min)
+    p = rows.profile or ProfileCounters(user_id)
     behavior = (
         p.behavior_ema
         if rules.behavior_score.aggregation == "ema"
@@ -113,36 +138,43 @@ def build(user_id: str, rows: ProfileRows, rules: UpmRuleset) -> ProfileView:
     )
 
 
-# Built once: SQLAlchemy memoizes a statement's cache key on the object, so reusing these
-# skips walking the statement tree on every execution (a third of a profile read otherwise).
-_IDS: sa.BindParameter[str] = sa.bindparam("ids", expanding=True)
+# Built once (``persistence.fast_read``): compiled once for PostgreSQL, and SQLAlchemy memoizes
+# the SQLite statements' cache keys on the objects (a third of a profile read otherwise).
 _PROFILE = UpmProfileRow.__table__  # type: ignore[attr-defined]
 _TOPIC = UpmTopicRow.__table__.c  # type: ignore[attr-defined]
 _SKILL = UpmSkillRow.__table__.c  # type: ignore[attr-defined]
 _MODULE = UpmModuleRow.__table__.c  # type: ignore[attr-defined]
 _MISSION = UpmMissionRow.__table__.c  # type: ignore[attr-defined]
-_PROFILES_BY_IDS = sa.select(_PROFILE).where(_PROFILE.c.user_id.in_(_IDS))
-_TOPICS_BY_IDS = sa.select(_TOPIC.user_id, _TOPIC.topic, _TOPIC.quizzes, _TOPIC.correct, _TOPIC.total).where(
-    _TOPIC.user_id.in_(_IDS)
+if tuple(column.name for column in _PROFILE.c) != tuple(ProfileCounters.__dataclass_fields__):
+    raise RuntimeError("ProfileCounters must list upm_profile's columns in their order")
+_PROFILES_BY_IDS = Read(lambda ids_in: sa.select(_PROFILE).where(ids_in(_PROFILE.c.user_id)))
+_TOPICS_BY_IDS = Read(
+    lambda ids_in: sa.select(
+        _TOPIC.user_id, _TOPIC.topic, _TOPIC.quizzes, _TOPIC.correct, _TOPIC.total
+    ).where(ids_in(_TOPIC.user_id))
 )
-_SKILLS_BY_IDS = sa.select(_SKILL.user_id, _SKILL.skill_id, _SKILL.mastery).where(_SKILL.user_id.in_(_IDS))
-_COUNTS_BY_IDS = sa.union_all(
-    sa.select(
-        _MODULE.user_id,
-        sa.literal("module").label("kind"),
-        sa.func.count().label("n"),
-        sa.func.sum(sa.case((_MODULE.completions > 0, 1), else_=0)).label("k"),
+_SKILLS_BY_IDS = Read(
+    lambda ids_in: sa.select(_SKILL.user_id, _SKILL.skill_id, _SKILL.mastery).where(ids_in(_SKILL.user_id))
+)
+_COUNTS_BY_IDS = Read(
+    lambda ids_in: sa.union_all(
+        sa.select(
+            _MODULE.user_id,
+            sa.literal("module").label("kind"),
+            sa.func.count().label("n"),
+            sa.func.sum(sa.case((_MODULE.completions > 0, 1), else_=0)).label("k"),
+        )
+        .where(ids_in(_MODULE.user_id))
+        .group_by(_MODULE.user_id),
+        sa.select(
+            _MISSION.user_id,
+            sa.literal("mission"),
+            sa.func.count(),
+            sa.func.sum(sa.case((_MISSION.last_success.is_(False), 1), else_=0)),
+        )
+        .where(ids_in(_MISSION.user_id))
+        .group_by(_MISSION.user_id),
     )
-    .where(_MODULE.user_id.in_(_IDS))
-    .group_by(_MODULE.user_id),
-    sa.select(
-        _MISSION.user_id,
-        sa.literal("mission"),
-        sa.func.count(),
-        sa.func.sum(sa.case((_MISSION.last_success.is_(False), 1), else_=0)),
-    )
-    .where(_MISSION.user_id.in_(_IDS))
-    .group_by(_MISSION.user_id),
 )
 
 
@@ -152,13 +184,14 @@ async def rows_by_user_ids(session: AsyncSession, user_ids: Sequence[str]) -> di
     if not user_ids:
         return found
     ids = {"ids": list(found)}
-    for row in await session.execute(_PROFILES_BY_IDS, ids):
-        found[row.user_id].profile = UpmProfileRow.model_construct(**row._mapping)
-    for user_id, name, quizzes, correct, total in await session.execute(_TOPICS_BY_IDS, ids):
+    for row in await _PROFILES_BY_IDS.all(session, ids):
+        counters = ProfileCounters(*row)
+        found[counters.user_id].profile = counters
+    for user_id, name, quizzes, correct, total in await _TOPICS_BY_IDS.all(session, ids):
         found[user_id].topics.append((name, quizzes, correct, total))
-    for user_id, skill_id, mastery in await session.execute(_SKILLS_BY_IDS, ids):
+    for user_id, skill_id, mastery in await _SKILLS_BY_IDS.all(session, ids):
         found[user_id].skills[skill_id] = mastery
-    for user_id, kind, n, k in await session.execute(_COUNTS_BY_IDS, ids):
+    for user_id, kind, n, k in await _COUNTS_BY_IDS.all(session, ids):
         if kind == "module":
             found[user_id].modules, found[user_id].completed_modules = int(n), int(k or 0)
         else:

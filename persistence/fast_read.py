@@ -1,0 +1,66 @@
+"""SELECTs of the hot read paths, straight on the driver where the database is PostgreSQL.
+
+A page of 100 users with their performance spends half of its server time in SQLAlchemy's
+async result machinery (statement caching, parameter post-compilation for ``IN`` lists, the
+greenlet hop, row processing): measured, the same five statements through asyncpg alone take
+half the CPU. On PostgreSQL a ``Read`` is compiled once to its SQL text with ``$n``
+placeholders, a list of ids travels as one array parameter (``= ANY($1)``, so the text never
+changes with the page size), and asyncpg's own prepared-statement cache does the rest. The rows
+come back as asyncpg ``Record`` objects, which unpack and index like SQLAlchemy's rows.
+
+On SQLite the same read goes through the session as before (expanding ``IN``).
+
+The statement still passes through the engine's ``before_cursor_execute`` listeners, so
+whatever watches the SQL (the tests' statement counter, tracing) sees it as before.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
+
+_PG = PGDialect_asyncpg()  # type: ignore[no-untyped-call]
+IdsIn = Callable[[Any], ColumnElement[bool]]
+
+
+def _in_list(column: Any) -> ColumnElement[bool]:
+    return column.in_(sa.bindparam("ids", expanding=True))  # type: ignore[no-any-return]
+
+
+def _in_array(column: Any) -> ColumnElement[bool]:
+    return column == sa.any_(sa.bindparam("ids", type_=ARRAY(sa.String)))  # type: ignore[no-any-return]
+
+
+class Read:
+    """One SELECT, built by ``build(ids_in)`` once per dialect: ``ids_in(column)`` is the
+    condition "column is one of the ``ids`` parameter"."""
+
+    __slots__ = ("_defaults", "_names", "_pg", "_sql", "_sqlite")
+
+    def __init__(self, build: Callable[[IdsIn], sa.Select[Any] | sa.CompoundSelect[Any]]) -> None:
+        self._sqlite = build(_in_list)
+        self._pg = build(_in_array)
+        compiled = self._pg.compile(dialect=_PG)
+        self._sql = compiled.string
+        self._names = tuple(compiled.positiontup or ())
+        self._defaults = compiled.params  # the statement's own literals (labels, CASE values)
+
+    async def all(self, session: AsyncSession, params: Mapping[str, Any]) -> Sequence[Any]:
+        if session.bind is None or session.bind.dialect.name != "postgresql":
+            return (await session.execute(self._sqlite, params)).all()
+        conn = await session.connection()
+        values = {**self._defaults, **params}
+        args = [values[name] for name in self._names]
+        sync = conn.sync_connection
+        assert sync is not None
+        if sync.dispatch.before_cursor_execute:
+            sync.dispatch.before_cursor_execute(sync, None, self._sql, args, None, False)
+        raw = await conn.get_raw_connection()
+        driver: Any = raw.driver_connection
+        return await driver.fetch(self._sql, *args)  # type: ignore[no-any-return]
