@@ -2,6 +2,7 @@
 
     python -m bench.upm                 # all three
     python -m bench.upm log|dashboard|history [--seconds 10]
+    python -m bench.upm dashboard --db postgres [--users 10000 --rounds 3]
 
 Each starts real servers (uvicorn, one worker, loopback) on a fresh migrated SQLite
 database and drives them with wrk (``apt-get install wrk``), which leaves the
@@ -14,6 +15,12 @@ server the whole of one core; it samples the server's RSS while it runs.
 - dashboard: ``users(first: 100) { performance { scenario quiz learning missions
   skill } }`` beside a hand-written endpoint running the same SQL and returning the
   same JSON (checked equal). Target >= 0.25.
+- dashboard --db postgres: the same page on a fresh PostgreSQL database (``TRAINER_PG_ADMIN_URL``)
+  of 10,000 seeded users, four cases up at once and measured in alternation: the project's
+  ``/graphql``, bench/raw_app.py (SQLAlchemy), bench/raw_pg.py (asyncpg alone) and PostGraphile 5
+  (bench/peers.py; ``cd bench && npm ci``, else skipped); page/s and the server's CPU ms per page,
+  servers on CPU 1 and wrk on CPU 0 where taskset exists. Targets: >= 1.0 x PostGraphile and
+  >= 0.6 x raw asyncpg.
 - history: ``performanceSummary`` of a user with 10 logs and of one with 100,000
   (seeded through the same write path, in batches). Target: at most 1.2x.
 
@@ -23,23 +30,27 @@ Run on demand; not part of the test suite.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import re
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import psutil
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.auth import Principal, Role, issue_token
 from app.services.audit import AuditLog
@@ -95,7 +106,10 @@ class RssSampler(threading.Thread):
 
 
 @contextmanager
-def serve(target: str, database_url: str, factory: bool = True) -> Iterator[tuple[str, RssSampler]]:
+def serve(
+    target: str, database_url: str, factory: bool = True, prefix: Sequence[str] = ()
+) -> Iterator[tuple[str, RssSampler]]:
+    """uvicorn serving ``target``, ``prefix`` in front of the command (``taskset -c 1``)."""
     port = free_port()
     env = os.environ | {
         "TRAINER_DATABASE_URL": database_url,
@@ -114,7 +128,7 @@ def serve(target: str, database_url: str, factory: bool = True) -> Iterator[tupl
         "warning",
         "--no-access-log",
     ]
-    process = subprocess.Popen([*args, *(["--factory"] if factory else [])], env=env, cwd=ROOT)
+    process = subprocess.Popen([*prefix, *args, *(["--factory"] if factory else [])], env=env, cwd=ROOT)
     base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(150):
@@ -132,11 +146,11 @@ def serve(target: str, database_url: str, factory: bool = True) -> Iterator[tupl
         process.wait(10)
 
 
-def wrk(url: str, lua: str, seconds: int, connections: int = 32) -> float:
+def wrk(url: str, lua: str, seconds: int, connections: int = 32, prefix: Sequence[str] = ()) -> float:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(lua)
     out = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", script.name, url],
+        [*prefix, "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", script.name, url],
         capture_output=True,
         text=True,
     ).stdout
@@ -176,28 +190,45 @@ def fresh_database(tmp: Path, name: str) -> str:
     return url
 
 
-def seed(url: str, logs: list[tuple[str, dict[str, Any]]]) -> None:
-    """Logs through the same write path as the API (plan, then apply_many), in batches."""
+def seed(url: str, logs: list[tuple[str, dict[str, Any]]], batch: int = 1000) -> None:
+    """Logs through the same write path as the API (plan, then apply_many), in batches: on
+    SQLite through the writer's own synchronous connection, on PostgreSQL through asyncpg."""
     settings = Settings(database_url=url, jwt_secret=SECRET)
     principal = Principal(sub="bench-seeder", role=Role.ADMIN)
     audit_log = AuditLog(settings.audit_secret)
+
+    def jobs(start: int) -> list[recording.Job]:
+        return [
+            recording.Job(
+                planning.plan(kind, payload, principal, settings, DEFAULT_UPM_RULESET),
+                principal,
+                DEFAULT_UPM_RULESET,
+                "bench-seed",
+                audit_log,
+            )
+            for kind, payload in logs[start : start + batch]
+        ]
+
+    if not settings.is_sqlite:
+        asyncio.run(_seed_async(settings.database_url, (jobs(s) for s in range(0, len(logs), batch))))
+        return
     engine = sqlite_write_engine(url, _sqlite_pragmas)
     try:
-        for start in range(0, len(logs), 1000):
-            jobs = [
-                recording.Job(
-                    planning.plan(kind, payload, principal, settings, DEFAULT_UPM_RULESET),
-                    principal,
-                    DEFAULT_UPM_RULESET,
-                    "bench-seed",
-                    audit_log,
-                )
-                for kind, payload in logs[start : start + 1000]
-            ]
+        for start in range(0, len(logs), batch):
             with engine.connect() as conn, conn.begin():
-                recording.apply_many(conn, jobs)
+                recording.apply_many(conn, jobs(start))
     finally:
         engine.dispose()
+
+
+async def _seed_async(url: str, batches: Iterable[list[recording.Job]]) -> None:
+    engine = create_async_engine(url)
+    try:
+        for jobs in batches:
+            async with engine.begin() as conn:
+                await conn.run_sync(recording.apply_many, jobs)
+    finally:
+        await engine.dispose()
 
 
 def scenario(user: int, i: int) -> dict[str, Any]:
@@ -221,6 +252,28 @@ def quiz(user: int, i: int) -> dict[str, Any]:
         "total": 10,
         "topic": f"topic_{i % 5}",
         "difficulty": i % 3,
+        "version": VERSION,
+        "scope": scope_of(user),
+    }
+
+
+def learning(user: int, i: int) -> dict[str, Any]:
+    return {
+        "userId": f"u_{user:05d}",
+        "moduleId": f"m_{i % 3}",  # some modules taken twice: repeats
+        "durationMinutes": 5 + i % 20,
+        "completed": i % 3 != 1,
+        "version": VERSION,
+        "scope": scope_of(user),
+    }
+
+
+def mission(user: int, i: int) -> dict[str, Any]:
+    return {
+        "userId": f"u_{user:05d}",
+        "missionId": f"mission_{i % 3}",
+        "success": (user + i) % 2 == 0,  # some users' last try failed: active missions
+        "score": (i % 10) / 10,
         "version": VERSION,
         "scope": scope_of(user),
     }
@@ -307,6 +360,117 @@ def bench_dashboard(tmp: Path, seconds: int) -> dict[str, Any]:
     }
 
 
+PG_ADMIN_URL = os.environ.get("TRAINER_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/test")
+GET_LUA = 'wrk.method = "GET"\nresponse = function(status) if status ~= 200 then os.exit(1) end end\n'
+
+
+@contextmanager
+def pg_database() -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database of its own (dropped after), like bench.scale's."""
+    import asyncpg
+
+    name = f"bench_upm_{uuid.uuid4().hex[:8]}"
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(PG_ADMIN_URL)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(admin(f"CREATE DATABASE {name}"))
+    try:
+        url = f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
+        migrate_sync(Settings(database_url=url))
+        yield url
+    finally:
+        asyncio.run(admin(f"DROP DATABASE {name} WITH (FORCE)"))
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process so far, all its threads (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def dashboard_logs(users: int) -> list[tuple[str, dict[str, Any]]]:
+    """Every user gets a profile, topics, skills, modules (one repeated) and missions."""
+    mix = (("scenario", scenario, 4), ("quiz", quiz, 4), ("learning", learning, 4), ("mission", mission, 3))
+    return [(kind, make(user, i)) for user in range(users) for kind, make, n in mix for i in range(n)]
+
+
+def bench_dashboard_pg(seconds: int, rounds: int, users: int) -> None:
+    """The dashboard page on PostgreSQL: the project beside three peers, measured in alternation."""
+    from bench import peers
+
+    pinned = shutil.which("taskset") is not None
+    server_cpu, client_cpu = (["taskset", "-c", "1"], ["taskset", "-c", "0"]) if pinned else ([], [])
+    with pg_database() as url, ExitStack() as stack:
+        logs = dashboard_logs(users)
+        start = time.perf_counter()
+        seed(url, logs, batch=5000)
+        took = time.perf_counter() - start
+        print(f"seeded {users:,} users, {len(logs):,} logs through the write path in {took:.0f} s")
+        admin = issue_token(Settings(jwt_secret=SECRET), sub="bench-admin", role=Role.ADMIN)
+        ours, ours_rss = stack.enter_context(serve("app.main:create_app", url, prefix=server_cpu))
+        raw_app, raw_app_rss = stack.enter_context(serve("bench.raw_app:app", url, False, server_cpu))
+        raw_pg, raw_pg_rss = stack.enter_context(serve("bench.raw_pg:app", url, False, server_cpu))
+        graphile = stack.enter_context(peers.postgraphile(url, server_cpu))
+        answer = httpx.post(
+            ours + "/graphql", json={"query": DASHBOARD}, headers={"Authorization": f"Bearer {admin}"}
+        ).json()
+        assert "errors" not in answer and len(answer["data"]["users"]["nodes"]) == 100, answer
+        assert httpx.get(raw_app + "/dashboard").json() == answer, "raw_app must return the same JSON"
+        assert httpx.get(raw_pg + "/dashboard").json() == answer, "raw_pg must return the same JSON"
+        print("answers: project == raw_app == raw_pg (100 users, JSON equal)")
+        body = json.dumps({"query": DASHBOARD})
+        cases: dict[str, tuple[str, str, int]] = {  # case -> (URL, wrk script, server pid)
+            "project /graphql": (
+                ours + "/graphql",
+                lua_post(f"[==[{body}]==]", [admin]),
+                ours_rss.process.pid,
+            ),
+            "raw_app SQLAlchemy": (raw_app + "/dashboard", GET_LUA, raw_app_rss.process.pid),
+            "raw_pg asyncpg": (raw_pg + "/dashboard", GET_LUA, raw_pg_rss.process.pid),
+        }
+        if graphile is not None:
+            theirs = httpx.post(graphile + "/graphql", json={"query": peers.POSTGRAPHILE_DASHBOARD}).json()
+            checked = peers.check_postgraphile(theirs, url)
+            print(f"answers: PostGraphile's counters == the project's rows ({checked} users)")
+            lua = lua_post(f"[==[{json.dumps({'query': peers.POSTGRAPHILE_DASHBOARD})}]==]", [admin])
+            cases["PostGraphile 5"] = (graphile + "/graphql", lua, peers.PIDS[graphile])
+        for target, lua, _ in cases.values():  # warm-up: JITs, prepared statements, pools
+            wrk(target, lua, 2, 32, client_cpu)
+        rates: dict[str, list[float]] = {case: [] for case in cases}
+        cpu_ms: dict[str, list[float]] = {case: [] for case in cases}
+        for _round in range(rounds):
+            for case, (target, lua, pid) in cases.items():
+                before = cpu_seconds(pid)
+                rate = wrk(target, lua, seconds, 32, client_cpu)
+                rates[case].append(rate)
+                cpu_ms[case].append((cpu_seconds(pid) - before) * 1000 / (rate * seconds))
+    where = "servers on CPU 1, wrk on CPU 0 (taskset)" if pinned else "not pinned (no taskset)"
+    print(f"dashboard page (100 users), PostgreSQL, one process each, {where}, wrk 32 connections,")
+    print(f"  {rounds} rounds x {seconds} s, cases alternated; median page/s and server CPU ms per page")
+    page_s = {case: statistics.median(values) for case, values in rates.items()}
+    ms = {case: statistics.median(values) for case, values in cpu_ms.items()}
+    peer = page_s.get("PostGraphile 5")
+    for case in cases:
+        vs = f"  = {page_s[case] / peer:4.2f} x PostGraphile" if peer else ""
+        print(
+            f"  {case:20} {page_s[case]:7.1f} page/s (rounds {' '.join(f'{v:4.0f}' for v in rates[case])})"
+            f"  {ms[case]:6.2f} ms CPU/page{vs}"
+        )
+    if peer is None:
+        print("  PostGraphile 5       skipped (see above)")
+    project = page_s["project /graphql"]
+    goals = [("raw_pg asyncpg", 0.6), *([("PostGraphile 5", 1.0)] if peer else [])]
+    for case, goal in goals:
+        ratio = project / page_s[case]
+        verdict = "met" if ratio >= goal else "MISSED"
+        print(f"  target: project >= {goal:.1f} x {case:15} {ratio:5.2f}  {verdict}")
+
+
 def bench_history(tmp: Path, seconds: int, long_history: int) -> dict[str, Any]:
     url = fresh_database(tmp, "history")
 
@@ -345,11 +509,21 @@ def main() -> None:
     )
     parser.add_argument("which", nargs="?", default="all", choices=["all", "log", "dashboard", "history"])
     parser.add_argument("--seconds", type=int, default=10)
-    parser.add_argument("--rounds", type=int, default=3, help="log: alternations of ours and raw")
+    parser.add_argument("--rounds", type=int, default=3, help="log, dashboard --db postgres: alternations")
     parser.add_argument("--history", type=int, default=100_000)
+    parser.add_argument("--db", default="sqlite", choices=["sqlite", "postgres"], help="dashboard only")
+    parser.add_argument("--users", type=int, default=10_000, help="dashboard --db postgres: users seeded")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("these benchmarks drive the server with wrk: apt-get install wrk")
+    if args.db == "postgres":
+        if args.which != "dashboard":
+            raise SystemExit(
+                "--db postgres is for the dashboard: python -m bench.upm dashboard --db postgres"
+            )
+        print("== dashboard --db postgres")
+        bench_dashboard_pg(args.seconds, args.rounds, args.users)
+        return
     with tempfile.TemporaryDirectory(prefix="bench-upm-") as tmp:
         runs = {
             "log": lambda: bench_log(Path(tmp), args.seconds, args.rounds),
