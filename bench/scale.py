@@ -35,10 +35,8 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import redis
 import websockets
@@ -46,34 +44,25 @@ from websockets.typing import Subprotocol
 
 from app.auth import Role, issue_token
 from app.settings import Settings
-from bench.upm import LOG_SCENARIO, RAISE_LIMITS, ROOT, SECRET, free_port, lua_post, scenario, wrk
+from bench.upm import (
+    LOG_SCENARIO,
+    RAISE_LIMITS,
+    ROOT,
+    SECRET,
+    cpu_seconds,
+    free_port,
+    lua_post,
+    pg_database,
+    scenario,
+    wrk,
+)
 
-PG_ADMIN_URL = os.environ.get("TRAINER_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("TRAINER_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 CONNECTIONS = 16
 SUBSCRIBE = "subscription($u: String!) { performanceUpdated(userId: $u) { scenario { totalSessions } } }"
 SETTINGS = Settings(jwt_secret=SECRET)
 ADMIN = issue_token(SETTINGS, sub="bench-admin", role=Role.ADMIN)
 ENGINES = [issue_token(SETTINGS, sub=f"scenario-engine-{n}", role=Role.ENGINE) for n in range(CONNECTIONS)]
-
-
-@contextmanager
-def pg_database() -> Iterator[str]:
-    name = f"bench_scale_{uuid.uuid4().hex[:8]}"
-
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(PG_ADMIN_URL)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(admin(f"CREATE DATABASE {name}"))
-    base = PG_ADMIN_URL.rsplit("/", 1)[0]
-    try:
-        yield f"{base}/{name}"
-    finally:
-        asyncio.run(admin(f"DROP DATABASE {name} WITH (FORCE)"))
 
 
 @contextmanager
@@ -89,12 +78,6 @@ def redis_prefix() -> Iterator[str]:
 
 
 SERVER_PIDS: dict[str, int] = {}  # base URL -> the serving process (one worker: uvicorn runs in it)
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def redis_cpu_seconds() -> float:

@@ -366,7 +366,8 @@ GET_LUA = 'wrk.method = "GET"\nresponse = function(status) if status ~= 200 then
 
 @contextmanager
 def pg_database() -> Iterator[str]:
-    """A fresh, migrated PostgreSQL database of its own (dropped after), like bench.scale's."""
+    """A fresh, migrated PostgreSQL database of its own (``TRAINER_PG_ADMIN_URL``'s server),
+    dropped after; bench.scale's too."""
     import asyncpg
 
     name = f"bench_upm_{uuid.uuid4().hex[:8]}"
