@@ -22,6 +22,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -54,13 +55,25 @@ class Read:
     async def all(self, session: AsyncSession, params: Mapping[str, Any]) -> Sequence[Any]:
         if session.bind is None or session.bind.dialect.name != "postgresql":
             return (await session.execute(self._sqlite, params)).all()
-        conn = await session.connection()
         values = {**self._defaults, **params}
         args = [values[name] for name in self._names]
-        sync = conn.sync_connection
-        assert sync is not None
+        sync, driver = await _driver(session)
         if sync.dispatch.before_cursor_execute:
             sync.dispatch.before_cursor_execute(sync, None, self._sql, args, None, False)
-        raw = await conn.get_raw_connection()
-        driver: Any = raw.driver_connection
         return await driver.fetch(self._sql, *args)  # type: ignore[no-any-return]
+
+
+async def _driver(session: AsyncSession) -> tuple[Connection, Any]:
+    """The session's connection and its asyncpg connection, asked of SQLAlchemy once per
+    connection: each ask is a greenlet hop, and a page reads five times. A connection once
+    closed (the session committed or rolled back and gave it back) stays closed, so a kept
+    one is used only while it is still the session's."""
+    kept = session.info.get("fast_read")
+    if kept is not None and not kept[0].closed and session.in_transaction():
+        return kept  # type: ignore[no-any-return]
+    conn = await session.connection()
+    sync = conn.sync_connection
+    assert sync is not None
+    raw = await conn.get_raw_connection()
+    session.info["fast_read"] = kept = (sync, raw.driver_connection)
+    return kept

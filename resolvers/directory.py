@@ -72,11 +72,10 @@ class DirectoryQuery:
                 after,
                 ctx.settings.max_page_size,
             )
-        for row in page.items:
-            ctx.loaders.user_by_id.prime(row.user_id, row)
-        if page.items and _selects_performance(info):
-            await ctx.ops.current()  # (fresh settings, so the nodes' rulesets can be read at once)
-            await ctx.loaders.profile_rows_by_user_id.load_many([row.user_id for row in page.items])
+            if page.items and _selects_performance(info):
+                await ctx.ops.current()  # (fresh settings, so the nodes' rulesets can be read at once)
+                await ctx.loaders.profile_rows_by_user_id.prefetch(session, [r.user_id for r in page.items])
+        ctx.loaders.user_by_id.prime_many({row.user_id: row for row in page.items})
         return UserConnection.from_row(page)
 
 

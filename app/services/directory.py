@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 from sqlalchemy import Connection, and_, bindparam, exists, or_, select, true
 from sqlalchemy.dialects import postgresql
@@ -36,7 +36,44 @@ USERS = UserRow.__table__  # type: ignore[attr-defined]
 CURSOR_KIND = "user"
 
 
-def scope_of(row: UserRow) -> Scope:
+class UserFields(Protocol):
+    """What reading a user needs: a table model, or a page's plain ``DirectoryEntry``."""
+
+    @property
+    def user_id(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def region_id(self) -> str: ...
+    @property
+    def country_id(self) -> str: ...
+    @property
+    def branch_id(self) -> str: ...
+    @property
+    def team_id(self) -> str: ...
+
+
+class DirectoryEntry(NamedTuple):
+    """One ``users`` row as plain data, its columns in table order: a page reads 100 of them,
+    and a table model costs several times more to make (pydantic's model_construct)."""
+
+    user_id: str
+    name: str
+    region_id: str
+    country_id: str
+    branch_id: str
+    team_id: str
+    created_at: datetime
+    updated_at: datetime
+
+
+if DirectoryEntry._fields != tuple(column.name for column in USERS.c):  # pragma: no cover
+    raise RuntimeError("DirectoryEntry no longer matches the users table")
+
+U = TypeVar("U", bound=UserFields)
+
+
+def scope_of(row: UserFields) -> Scope:
     return Scope(row.region_id, row.country_id, row.branch_id, row.team_id)
 
 
@@ -109,7 +146,7 @@ def locate(conn: Connection | Session, principal: Principal, user_ids: Iterable[
     return _placements(principal, [conn.execute(query).all() for query in queries])
 
 
-def check_can_read(principal: Principal, row: UserRow | None) -> UserRow:
+def check_can_read(principal: Principal, row: U | None) -> U:
     """Scope check for one user; admins learn a user is missing, others never do."""
     ensure_can_read(principal, scope_of(row) if row is not None else None)
     if row is None:
@@ -139,7 +176,6 @@ async def ensure_filter_in_tree(session: AsyncSession, principal: Principal, req
         raise Forbidden("the requested scope is not inside yours")
 
 
-_USER_COLUMNS = tuple(column.name for column in USERS.c)
 _PAGE_READS: dict[tuple[tuple[str, ...], bool], Read] = {}
 
 
@@ -164,7 +200,7 @@ async def list_users(
     first: int,
     after: str | None,
     max_page_size: int,
-) -> Page[UserRow]:
+) -> Page[DirectoryEntry]:
     check_page_size(first, max_page_size)
     effective = narrow(principal, requested)
     if requested is not None:
@@ -174,7 +210,7 @@ async def list_users(
     if after is not None:
         params["after"] = decode_cursor(CURSOR_KIND, after)
     found = await _page_read(tuple(pinned), after is not None).all(session, params)
-    rows = [UserRow.model_construct(**dict(zip(_USER_COLUMNS, row, strict=True))) for row in found]
+    rows = [DirectoryEntry._make(row) for row in found]
     has_next = len(rows) > first
     rows = rows[:first]
     return Page(rows, [encode_cursor(CURSOR_KIND, r.user_id) for r in rows], has_next)

@@ -8,13 +8,12 @@ import strawberry
 
 from app.auth import Principal, Role
 from app.pagination import Page
-from app.services.directory import scope_of
+from app.services.directory import DirectoryEntry, UserFields, scope_of
 from app.services.upm import profile
 from app.services.upm import service as upm
 from graphql_schema.info import Info
 from graphql_schema.types.common import PageInfo, ScopeInput, ScopeType
 from graphql_schema.types.upm import Performance
-from persistence.models import UserRow
 
 RoleType = strawberry.enum(Role, name="Role")
 
@@ -42,7 +41,12 @@ class PrincipalType:
 class User:
     user_id: str
     name: str
-    scope: ScopeType
+    _row: strawberry.Private[UserFields]
+
+    @strawberry.field
+    def scope(self) -> ScopeType:
+        """Built when asked for: a dashboard page rarely does."""
+        return ScopeType.from_row(scope_of(self._row))
 
     @strawberry.field(description="The UPM aggregated profile (upm §1); batched across a page.")
     def performance(self, info: Info) -> Performance:
@@ -64,8 +68,8 @@ class User:
         )
 
     @classmethod
-    def from_row(cls, row: UserRow) -> User:
-        return cls(user_id=row.user_id, name=row.name, scope=ScopeType.from_row(scope_of(row)))
+    def from_row(cls, row: UserFields) -> User:
+        return cls(user_id=row.user_id, name=row.name, _row=row)
 
 
 @strawberry.type
@@ -84,7 +88,7 @@ class UserConnection:
         return [edge.node for edge in self.edges]
 
     @classmethod
-    def from_row(cls, page: Page[UserRow]) -> UserConnection:
+    def from_row(cls, page: Page[DirectoryEntry]) -> UserConnection:
         edges = [
             UserEdge(cursor=cursor, node=User.from_row(row))
             for row, cursor in zip(page.items, page.cursors, strict=True)

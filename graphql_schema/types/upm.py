@@ -94,7 +94,12 @@ class SkillMastery:
     upsell: float
     objection_handling: float
     product_knowledge: float
-    skills: list[SkillLevel] = strawberry.field(description="Every skill, by id, sorted.")
+    _all: strawberry.Private[dict[str, float]]
+
+    @strawberry.field(description="Every skill, by id, sorted.")
+    def skills(self) -> list[SkillLevel]:
+        """Built when asked for: a dashboard page reads the three named skills only."""
+        return [SkillLevel(skill_id=k, mastery=v) for k, v in sorted(self._all.items())]
 
     @classmethod
     def from_row(cls, skills: dict[str, float]) -> SkillMastery:
@@ -102,7 +107,7 @@ class SkillMastery:
             upsell=skills.get("upsell", 0.0),
             objection_handling=skills.get("objection_handling", 0.0),
             product_knowledge=skills.get("product_knowledge", 0.0),
-            skills=[SkillLevel(skill_id=k, mastery=v) for k, v in sorted(skills.items())],
+            _all=skills,
         )
 
 

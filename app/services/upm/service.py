@@ -39,7 +39,7 @@ def active_ruleset(ops: OpsSnapshot) -> UpmRuleset:
 async def read_profile(
     principal: Principal,
     user_id: str,
-    load_user: Callable[[str], Awaitable[UserRow | None]],
+    load_user: Callable[[str], Awaitable[directory.UserFields | None]],
     load_rows: Callable[[str], Awaitable[ProfileRows]],
     rules: UpmRuleset,
 ) -> ProfileView:
