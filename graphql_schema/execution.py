@@ -34,6 +34,7 @@ per request.
 from __future__ import annotations
 
 import inspect
+import keyword
 import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -158,34 +159,66 @@ def _typename(name: str) -> Resolve:
     return resolve
 
 
+# what the generated code inlines for a leaf: the value passes as is when this holds
+_INLINE = {
+    "Int": "type({v}) is int and _INT_MIN <= {v} <= _INT_MAX",
+    "Float": "type({v}) is float",
+    "String": "type({v}) is str",
+    "Boolean": "type({v}) is bool",
+}
+
+
 def _leaf(leaf_type: GraphQLScalarType | GraphQLEnumType) -> Completer:
     serialize = leaf_type.serialize
-    name = leaf_type.name
-
-    if name == "Int":
-
-        def complete_int(value: Any, _info: Any = None) -> Any:
-            if type(value) is int and _INT_MIN <= value <= _INT_MAX:
-                return value
-            return serialize(value)
-
-        return complete_int
-    native = {"Float": float, "String": str, "Boolean": bool}.get(name)
-    if native is not None and isinstance(leaf_type, GraphQLScalarType):
-
-        def complete_native(value: Any, _info: Any = None, kind: type = native) -> Any:
-            return value if type(value) is kind else serialize(value)
-
-        return complete_native
 
     def complete_leaf(value: Any, _info: Any = None) -> Any:
         return serialize(value)
 
+    if isinstance(leaf_type, GraphQLScalarType) and leaf_type.name in _INLINE:
+        complete_leaf.inline = _INLINE[leaf_type.name]  # type: ignore[attr-defined]
     return complete_leaf
 
 
 def _string(value: Any, _info: Any = None) -> Any:
     return value
+
+
+_string.inline = _INLINE["String"]  # type: ignore[attr-defined]
+
+Step = tuple[str, str | None, Resolve | None, Completer, bool]
+
+
+def _compile(type_name: str, steps: list[Step]) -> Completer:
+    """The plan of one object as straight-line Python, made once per selection: a field costs
+    an attribute read (or a resolver call), a None check and, for a leaf, a type check,
+    instead of a loop over steps with a call per value."""
+    names: dict[str, Any] = {"_FALLBACK": _FALLBACK, "_INT_MIN": _INT_MIN, "_INT_MAX": _INT_MAX}
+    lines = ["def complete(source, info):"]
+    keys = []
+    for i, (key, attribute, resolve, completer, non_null) in enumerate(steps):
+        v = f"v{i}"
+        names[f"c{i}"] = completer
+        if attribute is not None and attribute.isidentifier() and not keyword.iskeyword(attribute):
+            lines.append(f"    {v} = source.{attribute}")
+        elif attribute is not None:
+            names[f"a{i}"] = attribute
+            lines.append(f"    {v} = getattr(source, a{i})")
+        else:
+            names[f"r{i}"] = resolve
+            lines.append(f"    {v} = r{i}(source, info)")
+        inline = getattr(completer, "inline", None)
+        convert = f"not ({inline.format(v=v)})" if inline else "True"
+        call = f"c{i}({v})" if inline else f"c{i}({v}, info)"
+        if non_null:
+            lines.append(f"    if {v} is None:\n        raise _FALLBACK")
+            lines.append(f"    if {convert}:\n        {v} = {call}")
+        else:
+            lines.append(f"    if {v} is not None and {convert}:\n        {v} = {call}")
+        keys.append(f"{key!r}: {v}")
+    lines.append(f"    return {{{', '.join(keys)}}}")
+    exec(compile("\n".join(lines), f"<plan of {type_name}>", "exec"), names)
+    complete: Completer = names["complete"]
+    return complete
 
 
 class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
@@ -210,7 +243,7 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
         self, object_type: GraphQLObjectType, field_details_list: FieldDetailsList
     ) -> Completer | None:
         grouped, _defer_usages, _forbidden = self.collect_subfields(object_type, field_details_list)
-        steps: list[tuple[str, str | None, Resolve | None, Completer, bool]] = []
+        steps: list[Step] = []
         for key, details in grouped.items():
             name = details[0].node.name.value
             if name == "__typename":
@@ -228,19 +261,7 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
                 return None
             steps.append((key, attribute, resolve, completer, isinstance(field.type, GraphQLNonNull)))
 
-        def complete(source: Any, info: _PlanInfo) -> dict[str, Any]:
-            out: dict[str, Any] = {}
-            for key, attribute, resolve, completer, non_null in steps:
-                value = getattr(source, attribute) if attribute is not None else resolve(source, info)  # type: ignore[misc]
-                if value is None:
-                    if non_null:
-                        raise _FALLBACK
-                    out[key] = None
-                else:
-                    out[key] = completer(value, info)
-            return out
-
-        return complete
+        return _compile(object_type.name, steps)
 
     def _plan_type(
         self, output_type: GraphQLOutputType, field_details_list: FieldDetailsList
@@ -321,8 +342,10 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
         if plan is not None:
             try:
                 return plan(result, self.__dict__.get("_plan_info") or self._new_plan_info())
-            except Exception:  # _Fallback, or an error graphql-core will report properly
-                pass
+            except Exception as error:  # _Fallback, or an error graphql-core will report properly
+                # the one _FALLBACK would otherwise keep its last traceback, and with it the
+                # frames, values and context of the request that raised it last
+                error.__traceback__ = None
         return super().collect_and_execute_subfields(
             return_type, field_details_list, path, result, position_context
         )

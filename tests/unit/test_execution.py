@@ -204,3 +204,132 @@ async def test_an_execution_leaves_no_reference_cycle():
     finally:
         gc.enable()
     assert alive == []
+
+
+@strawberry.type
+class Person:
+    name: str
+
+    @strawberry.field
+    def greeting(self) -> str:
+        return f"hello {self.name}"
+
+    @strawberry.field
+    def caller(self, info: strawberry.Info) -> str:
+        return str(info.context["caller"])
+
+    @strawberry.field
+    def path_name(self, info: strawberry.Info) -> str:
+        return str(info.path.key)  # more of info than its context: only graphql-core's path has it
+
+    @strawberry.field
+    def later(self) -> str:
+        async def value() -> str:
+            return f"later {self.name}"
+
+        return value()  # type: ignore[return-value]
+
+    @strawberry.field
+    def failing(self) -> str:
+        if self.name == "b":
+            raise ValueError("no greeting for b")
+        return "fine"
+
+
+@strawberry.type
+class PeopleQuery:
+    @strawberry.field
+    def people(self) -> list[Person]:
+        return [Person(name="a"), Person(name="b")]
+
+
+PEOPLE_QUERIES = [
+    "{ people { name greeting caller } }",
+    "{ people { name pathName } }",
+    "{ people { name later } }",
+    "{ people { name failing } }",
+]
+
+
+def _completed_by_graphql_core(monkeypatch) -> list[str]:
+    from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext as Base
+
+    calls: list[str] = []
+    original = Base.collect_and_execute_subfields
+
+    def counting(self, return_type, *args, **kwargs):
+        calls.append(return_type.name)
+        return original(self, return_type, *args, **kwargs)
+
+    monkeypatch.setattr(Base, "collect_and_execute_subfields", counting)
+    return calls
+
+
+@pytest.mark.parametrize("query", PEOPLE_QUERIES)
+async def test_planned_resolvers_answer_what_graphql_core_answers(query):
+    # given
+    plain = strawberry.Schema(PeopleQuery)
+    fast = strawberry.Schema(PeopleQuery, execution_context_class=FastExecutionContext)
+    context = {"caller": "op-1"}
+    # when
+    expected = await plain.execute(query, context_value=context)
+    actual = await fast.execute(query, context_value=context)
+    # then
+    assert actual.data == expected.data
+    assert [e.formatted for e in actual.errors or []] == [e.formatted for e in expected.errors or []]
+
+
+async def test_a_synchronous_resolver_reading_the_context_is_planned(monkeypatch):
+    # given
+    calls = _completed_by_graphql_core(monkeypatch)
+    fast = strawberry.Schema(PeopleQuery, execution_context_class=FastExecutionContext)
+    # when
+    result = await fast.execute(PEOPLE_QUERIES[0], context_value={"caller": "op-1"})
+    # then: no Person went through graphql-core's field machinery
+    assert result.errors is None
+    assert result.data == {
+        "people": [
+            {"name": "a", "greeting": "hello a", "caller": "op-1"},
+            {"name": "b", "greeting": "hello b", "caller": "op-1"},
+        ]
+    }
+    assert "Person" not in calls
+
+
+@pytest.mark.parametrize(("query", "fallbacks"), list(zip(PEOPLE_QUERIES[1:], (2, 2, 1), strict=True)))
+async def test_a_resolver_the_plan_cannot_finish_falls_back(monkeypatch, query, fallbacks, recwarn):
+    # given: a resolver that reads info.path, one that returns an awaitable, one that raises
+    calls = _completed_by_graphql_core(monkeypatch)
+    fast = strawberry.Schema(PeopleQuery, execution_context_class=FastExecutionContext)
+    # when
+    await fast.execute(query, context_value={"caller": "op-1"})
+    gc.collect()
+    # then: graphql-core completed each Person the plan could not (only "b" raises), and no
+    # coroutine was left un-awaited
+    assert calls.count("Person") == fallbacks
+    assert not [w for w in recwarn if "never awaited" in str(w.message)]
+
+
+class RequestContext:
+    caller = "op-1"
+
+
+async def test_a_fallback_keeps_nothing_of_its_request_alive():
+    """The plan falls back by raising one shared exception; its traceback must not hold the
+    frames (and through them the values and context) of the last request that raised it."""
+    import weakref
+
+    # given
+    fast = strawberry.Schema(PeopleQuery, execution_context_class=FastExecutionContext)
+    context = RequestContext()
+    gone = weakref.ref(context)
+    gc.disable()
+    try:
+        # when: each Person falls back (``later`` returns an awaitable: the plan raises _FALLBACK)
+        result = await fast.execute(PEOPLE_QUERIES[2], context_value=context)
+        assert result.errors is None
+        del context, result
+        # then: reference counting alone freed the request's context
+        assert gone() is None
+    finally:
+        gc.enable()
