@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -21,6 +23,8 @@ from app.settings import Settings
 from persistence.writer import GroupCommitWriter, sqlite_write_engine
 
 CONNECT_TIMEOUT_SECONDS = 5
+# A pooled PostgreSQL connection idle for longer than this is pinged when it is checked out.
+IDLE_PING_SECONDS = 1.0
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -45,14 +49,38 @@ def create_engine(settings: Settings) -> AsyncEngine:
         engine = create_async_engine(url, connect_args={"timeout": 10})
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_pool_size,
-        pool_pre_ping=True,
         # a server that does not answer fails the request in seconds (asyncpg waits 60 s)
         connect_args={"timeout": CONNECT_TIMEOUT_SECONDS},
     )
+    event.listen(engine.sync_engine, "checkin", _idle_from_now)
+    event.listen(engine.sync_engine, "checkout", _ping_if_idle)
+    return engine
+
+
+def _idle_from_now(_dbapi_connection: Any, record: Any) -> None:
+    record.info["idle_since"] = time.monotonic()
+
+
+def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+    """``pool_pre_ping`` for connections that sat idle: SQLAlchemy's pings every checkout, and
+    on asyncpg a ping is three round trips (BEGIN, ``;``, ROLLBACK), as many as the statements of
+    a small request. A connection in steady use is not pinged; if its server went away meanwhile,
+    the statement fails (``DATABASE_UNAVAILABLE``, retryable) and the connection is invalidated,
+    by SQLAlchemy or by ``fast_read``. A dead idle one is replaced here (the pool retries)."""
+    driver = getattr(dbapi_connection, "driver_connection", None)
+    if driver is not None and driver.is_closed():  # the server said goodbye: no round trip needed
+        raise DisconnectionError("the pooled connection was closed by the server")
+    idle_since = record.info.get("idle_since")
+    if idle_since is None or time.monotonic() - idle_since <= IDLE_PING_SECONDS:
+        return
+    try:
+        dbapi_connection.ping()
+    except Exception as error:
+        raise DisconnectionError("the pooled connection did not answer a ping") from error
 
 
 class Database:

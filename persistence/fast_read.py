@@ -23,8 +23,10 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
+
+from persistence.faults import database_unreachable
 
 _PG = PGDialect_asyncpg()  # type: ignore[no-untyped-call]
 IdsIn = Callable[[Any], ColumnElement[bool]]
@@ -57,23 +59,31 @@ class Read:
             return (await session.execute(self._sqlite, params)).all()
         values = {**self._defaults, **params}
         args = [values[name] for name in self._names]
-        sync, driver = await _driver(session)
+        conn, sync, driver = await _driver(session)
         if sync.dispatch.before_cursor_execute:
             sync.dispatch.before_cursor_execute(sync, None, self._sql, args, None, False)
-        return await driver.fetch(self._sql, *args)  # type: ignore[no-any-return]
+        try:
+            return await driver.fetch(self._sql, *args)  # type: ignore[no-any-return]
+        except Exception as error:
+            if not (database_unreachable(error) or driver.is_closed()):
+                raise
+            # as SQLAlchemy does on a disconnect: the connection is never used again
+            session.info.pop("fast_read", None)
+            await conn.invalidate(error)
+            raise ConnectionResetError("the database connection was lost") from error
 
 
-async def _driver(session: AsyncSession) -> tuple[Connection, Any]:
+async def _driver(session: AsyncSession) -> tuple[AsyncConnection, Connection, Any]:
     """The session's connection and its asyncpg connection, asked of SQLAlchemy once per
     connection: each ask is a greenlet hop, and a page reads five times. A connection once
     closed (the session committed or rolled back and gave it back) stays closed, so a kept
     one is used only while it is still the session's."""
     kept = session.info.get("fast_read")
-    if kept is not None and not kept[0].closed and session.in_transaction():
+    if kept is not None and not kept[1].closed and session.in_transaction():
         return kept  # type: ignore[no-any-return]
     conn = await session.connection()
     sync = conn.sync_connection
     assert sync is not None
     raw = await conn.get_raw_connection()
-    session.info["fast_read"] = kept = (sync, raw.driver_connection)
+    session.info["fast_read"] = kept = (conn, sync, raw.driver_connection)
     return kept

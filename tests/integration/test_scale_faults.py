@@ -275,3 +275,40 @@ async def _timed(http: httpx.AsyncClient, base: str, engine: str, sent: set[str]
 
 def _unavailable(body: Any) -> bool:
     return isinstance(body, dict) and body["errors"][0]["extensions"].get("reason") == "DATABASE_UNAVAILABLE"
+
+
+DASHBOARD_PAGE = "{ users(first: 100) { nodes { userId performance { scenario { totalSessions } } } } }"
+
+
+async def test_a_dashboard_read_after_postgres_restarted_needs_no_retry_once_idle():
+    """The pool pings only connections idle for a while (persistence/db.py): one that sat idle
+    through a restart is replaced before use; one in steady use fails once, retryably, and is
+    not used again."""
+    with private_postgres() as postgres:
+        # given: a server on a private PostgreSQL, a user with a log, a page read
+        admin_conn = await asyncpg.connect(postgres.admin_url)
+        await admin_conn.execute("CREATE DATABASE trainer")
+        await admin_conn.close()
+        database_url = postgres.url("trainer")
+        admin = bearer(database_url, Role.ADMIN, "admin-test")
+        engine = bearer(database_url, Role.ENGINE, "scenario-engine")
+        with live_server(database_url) as base:
+            async with httpx.AsyncClient(timeout=30) as http:
+                assert "errors" not in await call(http, base, LOG_SCENARIO, engine, a_log())
+                assert "errors" not in await call(http, base, DASHBOARD_PAGE, admin)
+                # when: PostgreSQL restarts while the pool is idle
+                postgres.stop("fast")
+                await asyncio.sleep(1.5)
+                postgres.start()
+                after_idle = await call(http, base, DASHBOARD_PAGE, admin)
+                # and when: it restarts again between two reads in quick succession
+                postgres.stop("fast")
+                postgres.start()
+                in_use = [await call(http, base, DASHBOARD_PAGE, admin) for _ in range(12)]
+    # then: the idle connections were replaced before use: no error at all
+    assert "errors" not in after_idle, after_idle
+    assert after_idle["data"]["users"]["nodes"][0]["performance"]["scenario"]["totalSessions"] == 1
+    # and a connection in use failed at most once per pooled connection, retryably, then recovered
+    failed = [body for body in in_use if "errors" in body]
+    assert all(_unavailable(body) for body in failed), failed
+    assert "errors" not in in_use[-1], in_use[-1]
