@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 from graphql import GraphQLSchema, ValueNode, build_schema
-from hypothesis import HealthCheck, given, seed, settings
+from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 from hypothesis_graphql import Mode, nodes
 from hypothesis_graphql import strategies as gql
@@ -145,7 +145,7 @@ def test_the_schema_fuzz_finds_no_server_error_and_no_error_without_a_code(fuzz_
                 database=None,
                 derandomize=False,
                 suppress_health_check=list(HealthCheck),
-                phases=["generate"],
+                phases=[Phase.generate],
             )
             @given(document=documents, role=st.sampled_from(sorted(ROLES)))
             def send(document: str, role: str) -> None:
