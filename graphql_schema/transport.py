@@ -85,6 +85,8 @@ def response_media_type(accept: str | None) -> str:
 
 def is_json_content(content_type: str) -> bool:
     """``application/json``, with no charset or UTF-8 (JSON is UTF-8, RFC 8259)."""
+    if content_type == JSON:
+        return True
     media, *params = content_type.split(";")
     if media.strip().lower() != JSON:
         return False
@@ -160,7 +162,12 @@ def answer(result: ExecutionResult, media_type: str) -> Response:
         body["errors"] = [error.formatted for error in result.errors]
     if result.extensions:
         body["extensions"] = result.extensions
-    headers = {"www-authenticate": "Bearer"} if status == 401 else None
+    headers = None
+    if status == 401:
+        headers = {"www-authenticate": "Bearer"}
+    elif status in (429, 503) and result.errors:
+        retry = (result.errors[0].extensions or {}).get("retryAfterSeconds")
+        headers = {"retry-after": str(retry)} if isinstance(retry, int) else None
     return Response(
         orjson.dumps(body), status_code=status, headers=headers, media_type=_CONTENT_TYPES[media_type]
     )

@@ -162,16 +162,15 @@ async def test_oversized_chunked_body_is_refused_with_413(client_with, admin):
     assert response.status_code == 413
 
 
+async def introspect(http, admin):
+    query = {"query": "{ __schema { queryType { name } } }"}
+    return (await http.post("/graphql", json=query, headers={"Authorization": f"Bearer {admin}"})).json()
+
+
 async def test_development_serves_graphiql_and_introspection(client, admin):
     page = await client.get("/graphql", headers={"accept": "text/html"})
     assert page.status_code == 200 and "GraphiQL" in page.text
-    body = (
-        await client.post(
-            "/graphql",
-            json={"query": "{ __schema { queryType { name } } }"},
-            headers={"Authorization": f"Bearer {admin}"},
-        )
-    ).json()
+    body = await introspect(client, admin)
     assert body["data"]["__schema"]["queryType"]["name"] == "Query"
 
 
@@ -180,13 +179,7 @@ async def test_production_turns_off_graphiql_and_introspection(client_with, admi
     prod = await client_with(env="production")
     # when
     page = await prod.get("/graphql", headers={"accept": "text/html"})
-    body = (
-        await prod.post(
-            "/graphql",
-            json={"query": "{ __schema { queryType { name } } }"},
-            headers={"Authorization": f"Bearer {admin}"},
-        )
-    ).json()
+    body = await introspect(prod, admin)
     # then
     assert page.status_code != 200 or "GraphiQL" not in page.text
     assert set(error_codes(body)) == {"E_SCHEMA_MISMATCH"}

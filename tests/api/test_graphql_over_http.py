@@ -267,3 +267,24 @@ async def test_no_suggestions_anywhere(client, admin, body):
     messages = [error["message"] for error in response.json()["errors"]]
     assert messages and set(error_codes(response.json())) == {"E_SCHEMA_MISMATCH"}
     assert not [message for message in messages if "Did you mean" in message], messages
+
+
+UPDATE_LIMITS = "mutation { updateLimits(input: {aiCallsPerMinute: 1}) { aiCallsPerMinute } }"
+LIMITS = "{ limits { aiCallsPerMinute } }"
+
+
+async def test_a_rate_limit_refusal_is_429_without_data_in_graphql_response_json(client, admin, token):
+    # given: one root field per minute for engines, and an engine that spent it
+    assert "errors" not in (await post(client, {"query": UPDATE_LIMITS}, admin)).json()
+    engine = token("engine")
+    assert "errors" not in (await post(client, {"query": LIMITS}, engine, accept=RESPONSE_JSON)).json()
+    # when
+    strict = await post(client, {"query": LIMITS}, engine, accept=RESPONSE_JSON)
+    legacy = await post(client, {"query": LIMITS}, engine)
+    # then: refused before execution
+    assert strict.status_code == 429
+    assert int(strict.headers["retry-after"]) == strict.json()["errors"][0]["extensions"]["retryAfterSeconds"]
+    assert "data" not in strict.json()
+    assert error_codes(strict.json()) == ["RATE_LIMITED"]
+    assert legacy.status_code == 200 and legacy.json()["data"] is None
+    assert error_codes(legacy.json()) == ["RATE_LIMITED"]
