@@ -1,9 +1,10 @@
 """An independent, bounded fuzz of the whole schema (hypothesis-graphql) against a real server.
 
 For every root field of Query and Mutation, documents built from the schema (valid ones, and
-invalid ones: wrong types, missing arguments), each sent with the token of a role drawn among
-all of them. Whatever the document, the answer must be no HTTP 5xx, no INTERNAL_SERVER_ERROR,
-every error with a contract code in ``extensions.code``, and no "Did you mean" anywhere.
+invalid ones: wrong types, missing arguments), their arguments inline or sent as variables, each
+with the token of a role drawn among all of them. Whatever the document, the answer must be no
+HTTP 5xx, no INTERNAL_SERVER_ERROR, every error with a contract code in ``extensions.code``, and
+no "Did you mean" anywhere.
 
 Bounded: ``TRAINER_FUZZ_EXAMPLES`` documents per root field and mode (default 12), from the seed
 ``TRAINER_FUZZ_SEED`` (default 0, so CI is reproducible; set another to explore further).
@@ -14,11 +15,27 @@ from __future__ import annotations
 import os
 import string
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import httpx
 import pytest
-from graphql import GraphQLSchema, ValueNode, build_schema
+from graphql import (
+    FieldNode,
+    GraphQLSchema,
+    NameNode,
+    ObjectFieldNode,
+    OperationDefinitionNode,
+    OperationType,
+    ValueNode,
+    VariableDefinitionNode,
+    VariableNode,
+    build_schema,
+    parse,
+    parse_type,
+    print_ast,
+    value_from_ast_untyped,
+)
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 from hypothesis_graphql import Mode, nodes
@@ -75,9 +92,7 @@ def _json_node() -> st.SearchStrategy[ValueNode]:
     return st.recursive(leaves, objects, max_leaves=8)
 
 
-def _object_field(name: str, value: ValueNode) -> Any:
-    from graphql import NameNode, ObjectFieldNode
-
+def _object_field(name: str, value: ValueNode) -> ObjectFieldNode:
     return ObjectFieldNode(name=NameNode(value=name), value=value)
 
 
@@ -88,23 +103,62 @@ SCALARS = {
 }
 
 
+def with_variables(document: str) -> tuple[str, dict[str, Any]]:
+    """The same operation with each root field's arguments sent as variables (JSON values), so
+    variable coercion is fuzzed as well as literals."""
+    ast = parse(document)
+    operation = ast.definitions[0]
+    assert isinstance(operation, OperationDefinitionNode)
+    root = SCHEMA.mutation_type if operation.operation == OperationType.MUTATION else SCHEMA.query_type
+    assert root is not None
+    definitions, values, selections = [], {}, []
+    for i, selection in enumerate(operation.selection_set.selections):
+        field = root.fields.get(selection.name.value) if isinstance(selection, FieldNode) else None
+        if field is None or not isinstance(selection, FieldNode):
+            selections.append(selection)
+            continue
+        arguments = []
+        for argument in selection.arguments or ():
+            definition = field.args.get(argument.name.value)
+            if definition is None:  # an unknown argument (an invalid document) stays as it is
+                arguments.append(argument)
+                continue
+            variable = VariableNode(name=NameNode(value=f"v{i}_{argument.name.value}"))
+            definitions.append(
+                VariableDefinitionNode(variable=variable, type=parse_type(str(definition.type)))
+            )
+            values[variable.name.value] = value_from_ast_untyped(argument.value)
+            arguments.append(replace(argument, value=variable))
+        selections.append(replace(selection, arguments=tuple(arguments)))
+    operation = replace(
+        operation,
+        variable_definitions=tuple(definitions),
+        selection_set=replace(operation.selection_set, selections=tuple(selections)),
+    )
+    return print_ast(replace(ast, definitions=(operation, *ast.definitions[1:]))), values
+
+
 class Checked:
     """What the fuzz sent, and every answer that broke a rule."""
 
     def __init__(self) -> None:
         self.operations = 0
+        self.through_variables = 0
+        self.without_errors = 0
         self.by_status: dict[int, int] = {}
         self.codes: dict[str, int] = {}
         self.failures: list[str] = []
 
-    def check(self, document: str, role: str, response: httpx.Response) -> None:
+    def check(self, document: dict[str, Any], role: str, response: httpx.Response) -> None:
         self.operations += 1
+        self.through_variables += "variables" in document
         self.by_status[response.status_code] = self.by_status.get(response.status_code, 0) + 1
         problems = []
         if response.status_code >= 500:
             problems.append(f"HTTP {response.status_code}")
         body = response.json()
         errors = body.get("errors") or ([body["error"]] if "error" in body else [])
+        self.without_errors += not errors
         for error in errors:
             code = (error.get("extensions") or {}).get("code") or error.get("code")
             self.codes[str(code)] = self.codes.get(str(code), 0) + 1
@@ -147,18 +201,23 @@ def test_the_schema_fuzz_finds_no_server_error_and_no_error_without_a_code(fuzz_
                 suppress_health_check=list(HealthCheck),
                 phases=[Phase.generate],
             )
-            @given(document=documents, role=st.sampled_from(sorted(ROLES)))
-            def send(document: str, role: str) -> None:
+            @given(document=documents, role=st.sampled_from(sorted(ROLES)), through_variables=st.booleans())
+            def send(document: str, role: str, through_variables: bool) -> None:
+                body: dict[str, Any] = {"query": document}
+                if through_variables:
+                    body["query"], body["variables"] = with_variables(document)
                 response = http.post(
-                    "/graphql", json={"query": document}, headers={"Authorization": f"Bearer {tokens[role]}"}
+                    "/graphql", json=body, headers={"Authorization": f"Bearer {tokens[role]}"}
                 )
-                checked.check(document, role, response)
+                checked.check(body, role, response)
 
             send()
     # then
     summary = (
-        f"schema fuzz: {checked.operations} operations over {len(ROOT_FIELDS)} root fields and "
-        f"{len(ROLES)} roles (seed {SEED}); HTTP statuses {dict(sorted(checked.by_status.items()))}; "
+        f"schema fuzz: {checked.operations} operations ({checked.through_variables} through variables) "
+        f"over {len(ROOT_FIELDS)} root fields and {len(ROLES)} roles (seed {SEED}); "
+        f"{checked.without_errors} answered without an error; "
+        f"HTTP statuses {dict(sorted(checked.by_status.items()))}; "
         f"error codes {dict(sorted(checked.codes.items()))}"
     )
     print(summary)
