@@ -93,6 +93,24 @@ def principal_from_token(settings: Settings, token: str) -> Principal:
     return principal
 
 
+def _invalid(error: jwt.InvalidTokenError) -> str:
+    """A fixed message per kind of failure: never the decoder's own text, which may quote the
+    token's bytes or the library's internals."""
+    if isinstance(error, jwt.MissingRequiredClaimError) and error.claim in ("sub", "role", "exp"):
+        return f"invalid token: the {error.claim} claim is missing"
+    for kind, message in _INVALID:
+        if isinstance(error, kind):
+            return message
+    return "invalid token: not a well-formed signed JWT"
+
+
+_INVALID: tuple[tuple[type[jwt.InvalidTokenError], str], ...] = (
+    (jwt.InvalidSignatureError, "invalid token: signature verification failed"),
+    (jwt.InvalidAlgorithmError, "invalid token: the signing algorithm is not allowed"),
+    (jwt.ImmatureSignatureError, "invalid token: not valid yet (iat or nbf in the future)"),
+)
+
+
 def _verify(settings: Settings, token: str) -> tuple[Principal, float]:
     try:
         claims = jwt.decode(
@@ -104,7 +122,7 @@ def _verify(settings: Settings, token: str) -> tuple[Principal, float]:
     except jwt.ExpiredSignatureError as exc:
         raise Unauthenticated("token expired: get a new one") from exc
     except jwt.InvalidTokenError as exc:
-        raise Unauthenticated(f"invalid token: {exc}") from exc
+        raise Unauthenticated(_invalid(exc)) from exc
     try:
         role = Role(claims["role"])
     except ValueError as exc:

@@ -24,7 +24,7 @@ from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET, UnsetType
 
 from app.auth import principal_from_header
-from app.errors import SchemaMismatch, Unauthenticated
+from app.errors import Unauthenticated
 from app.ids import request_ids
 from app.middleware import BodySizeLimit
 from app.pubsub import Broker
@@ -35,19 +35,24 @@ from app.validation import is_id
 from graphql_schema.context import Context
 from graphql_schema.loaders import Loaders
 from graphql_schema.schema import build_schema
+from graphql_schema.transport import (
+    Params,
+    RequestError,
+    answer,
+    is_json_content,
+    params_from_body,
+    params_from_query_string,
+    refusal,
+    response_media_type,
+)
 from persistence.db import Database
 
 log = logging.getLogger("trainer_console")
 
 
 _OVER_POST = frozenset({OperationType.QUERY, OperationType.MUTATION})
-
-
-def _bad_request(message: str) -> Response:
-    """A request that is not a GraphQL request at all (GraphQL over HTTP: 400), in the shape
-    of every other error, with the contract's code."""
-    body = {"errors": [{"message": message, "extensions": {"code": SchemaMismatch.code}}]}
-    return Response(orjson.dumps(body), status_code=400, media_type="application/json")
+_OVER_GET = frozenset({OperationType.QUERY})
+_METHODS = {"allow": "GET, POST"}
 
 
 def _request_id(header: str | None) -> str | None:
@@ -55,12 +60,17 @@ def _request_id(header: str | None) -> str | None:
     return header if is_id(header) else None
 
 
+def _wants_html(request: Request) -> bool:
+    accept = request.headers.get("accept", "")
+    return "text/html" in accept or "*/*" in accept
+
+
 class GraphQLApp(GraphQL[Context, None]):
     def __init__(self, settings: Settings, db: Database, ops: OpsRuntime) -> None:
         super().__init__(
             build_schema(settings),
             graphql_ide=None if settings.is_production else "graphiql",
-            allow_queries_via_get=False,
+            allow_queries_via_get=True,
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
         )
         self.settings = settings
@@ -74,37 +84,39 @@ class GraphQLApp(GraphQL[Context, None]):
         self.make_loaders = partial(Loaders.create, db)
 
     async def run(self, request: Request | WebSocket, context: Any = UNSET, root_value: Any = UNSET) -> Any:
-        """A POST of JSON takes a short path; everything else (GraphiQL, WebSockets, multipart)
-        goes through Strawberry's view. Strawberry's generic request handling (content-type
-        parsing, protocol negotiation) costs about a fifth of a small request."""
-        try:
-            if (
-                isinstance(request, Request)
-                and request.method == "POST"
-                and request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-                == "application/json"
-            ):
-                return await self._post_json(request)
+        """HTTP is GraphQL over HTTP (graphql_schema.transport): POST of JSON, GET of a query,
+        GET of the GraphiQL page; WebSockets go through Strawberry's view. Strawberry's generic
+        request handling (content-type parsing, protocol negotiation) costs about a fifth of a
+        small request, and answers its refusals in plain text."""
+        if isinstance(request, WebSocket):
             return await super().run(request, context, root_value)
+        media_type = response_media_type(request.headers.get("accept"))
+        try:
+            if request.method == "POST":
+                if not is_json_content(request.headers.get("content-type", "")):
+                    raise RequestError(415, "the request body must be application/json")
+                try:
+                    data = self.decode_json(await request.body())
+                except json.JSONDecodeError as exc:
+                    raise RequestError(400, "Unable to parse request body as JSON") from exc
+                return await self._execute(request, params_from_body(data), media_type, _OVER_POST)
+            if request.method == "GET":
+                if "query" not in request.query_params:
+                    if self.graphql_ide and _wants_html(request):
+                        return await self.render_graphql_ide(request)
+                    raise RequestError(400, "No GraphQL query found in the request")
+                params = params_from_query_string(request.query_params, self.decode_json)
+                return await self._execute(request, params, media_type, _OVER_GET)
+            raise RequestError(405, "GraphQL over HTTP takes GET and POST", headers=_METHODS)
+        except RequestError as refused:
+            return refusal(refused, media_type)
         except ClientDisconnect:  # gone before its body arrived: nobody to answer, nothing done
             return Response(status_code=400)
 
-    async def _post_json(self, request: Request) -> Response:
-        try:
-            data = self.decode_json(await request.body())
-        except json.JSONDecodeError:
-            return _bad_request("Unable to parse request body as JSON")
-        if isinstance(data, list):
-            return _bad_request("Batching is not enabled")
-        if not isinstance(data, dict):
-            return _bad_request("The request body must be a JSON object")
-        query, variables, operation_name = data.get("query"), data.get("variables"), data.get("operationName")
-        if not isinstance(query, str) or not query:
-            return _bad_request("No GraphQL query found in the request")
-        if variables is not None and not isinstance(variables, dict):
-            return _bad_request("variables must be a JSON object")
-        if operation_name is not None and not isinstance(operation_name, str):
-            return _bad_request("operationName must be a string")
+    async def _execute(
+        self, request: Request, params: Params, media_type: str, allowed: frozenset[OperationType]
+    ) -> Response:
+        query, variables, operation_name, _extensions = params
         context = await self.get_context(request, Response())
         try:
             result = await self.schema.execute(
@@ -112,18 +124,28 @@ class GraphQLApp(GraphQL[Context, None]):
                 variable_values=variables,
                 context_value=context,
                 operation_name=operation_name,
-                allowed_operation_types=_OVER_POST,
+                allowed_operation_types=allowed,
             )
         except CannotGetOperationTypeError as exc:
-            return _bad_request(exc.as_http_error_reason())
+            raise RequestError(400, exc.as_http_error_reason()) from exc
         except InvalidOperationTypeError as exc:
-            return _bad_request(exc.as_http_error_reason("POST"))
-        body: dict[str, Any] = {"data": result.data}
-        if result.errors:
-            body["errors"] = [error.formatted for error in result.errors]
-        if result.extensions:
-            body["extensions"] = result.extensions
-        return Response(orjson.dumps(body), media_type="application/json")
+            # GraphQL over HTTP: a mutation over GET is 405; a subscription is for WebSockets
+            status = 405 if request.method == "GET" else 400
+            raise RequestError(
+                status, exc.as_http_error_reason(request.method), headers=_METHODS if status == 405 else None
+            ) from exc
+        return answer(result, media_type)
+
+    async def reject_websocket(self, request: WebSocket) -> WebSocket:
+        """A handshake from a page of another origin: 403, as JSON with a code where the server
+        can send a body with its refusal (ASGI's websocket.http.response)."""
+        if "websocket.http.response" not in request.scope.get("extensions", {}):
+            await super().reject_websocket(request)
+            return request
+        await request.send_denial_response(
+            refusal(RequestError(403, "WebSocket connections from this origin are not allowed", "FORBIDDEN"))
+        )
+        return request
 
     def decode_json(self, data: str | bytes) -> object:
         """Interoperable JSON only (RFC 7493, I-JSON): UTF-8, no lone surrogate escapes (no
@@ -198,7 +220,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     routes: list[Any] = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
-        Route("/graphql", graphql, methods=["GET", "POST"]),
+        Route("/graphql", graphql),  # any method: the view answers 405 itself, as JSON
         WebSocketRoute("/graphql", graphql),
     ]
     app = Starlette(

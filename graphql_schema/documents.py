@@ -26,12 +26,14 @@ from graphql import (
     OperationDefinitionNode,
     SelectionSetNode,
     parse,
+    validate,
 )
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry.extensions import SchemaExtension
 from strawberry.extensions.max_aliases import create_validator as alias_rule
 from strawberry.extensions.query_depth_limiter import create_validator as depth_rule
-from strawberry.schema.schema import validate_document
+from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
+from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 
 from app.settings import Settings
 
@@ -159,6 +161,16 @@ class PreparedDocuments(SchemaExtension):
                 lambda: _validate(schema, document, rules, limit, named),
             )
         yield
+
+
+def validate_document(
+    schema: GraphQLSchema, document: DocumentNode, rules: tuple[type[ASTValidationRule], ...]
+) -> list[GraphQLError]:
+    """Strawberry's validation (its rules after graphql-core's and ours), without the
+    "Did you mean …?" suggestions that would spell out the schema to a guessing caller."""
+    return validate(
+        schema, document, (*rules, MaybeNullValidationRule, OneOfInputValidationRule), hide_suggestions=True
+    )
 
 
 def _validate(

@@ -222,6 +222,13 @@ def _compile(type_name: str, steps: list[Step]) -> Completer:
 
 
 class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
+    @classmethod
+    def build(cls, *args: Any, **kwargs: Any) -> Any:
+        """No "Did you mean …?" in variable-coercion errors either (an unknown field of an
+        input object sent through variables): suggestions would spell out the schema."""
+        kwargs["hide_suggestions"] = True
+        return super().build(*args, **kwargs)
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # graphql-core stores two of the executor's own bound methods on it: a reference

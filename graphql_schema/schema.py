@@ -14,7 +14,9 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext, ExecutionResult
 
+from app.errors import Unauthenticated
 from app.settings import Settings
+from graphql_schema.context import Context
 from graphql_schema.documents import Documents
 from graphql_schema.errors import log_internal_errors, with_codes
 from graphql_schema.execution import FastExecutionContext
@@ -36,16 +38,35 @@ Mutation = merge_types(
 Subscription = merge_types("Subscription", (UpmSubscription,))
 
 
+def _unauthenticated(context: object) -> ExecutionResult | None:
+    """Every operation needs a valid token, introspection and ``__typename`` included: checked
+    before the document is even parsed, so an anonymous caller learns nothing of the schema."""
+    if not isinstance(context, Context) or context.caller is not None:
+        return None
+    try:
+        context.principal  # noqa: B018 (raises the reason: missing, expired, invalid)
+    except Unauthenticated as refused:
+        error = GraphQLError(refused.message, extensions=refused.extensions())
+        return ExecutionResult(data=None, errors=[error])
+    return None
+
+
 class Schema(strawberry.Schema):
     """Every result, over HTTP or WebSocket, carries the contract's codes (graphql_schema.errors)."""
 
     async def execute(self, *args: Any, **kwargs: Any) -> ExecutionResult:
+        refused = _unauthenticated(kwargs.get("context_value"))
+        if refused is not None:
+            return refused
         result = await super().execute(*args, **kwargs)
         if result.errors:
             result.errors = with_codes(result.errors)
         return result
 
     async def stream(self, *args: Any, **kwargs: Any) -> Any:
+        refused = _unauthenticated(kwargs.get("context_value"))
+        if refused is not None:
+            return refused
         result = await super().stream(*args, **kwargs)
         if isinstance(result, ExecutionResult):
             if result.errors:
