@@ -134,20 +134,33 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="migrate the database and start the server")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--workers", type=int, default=1)
-    serve.add_argument("--demo", action="store_true", help="seed a few demo users")
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for all)"
+    )
+    serve.add_argument("--port", type=int, default=8000, help="TCP port to listen on (default 8000)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes (default 1); more than one needs PostgreSQL and a shared coordination",
+    )
+    serve.add_argument(
+        "--demo",
+        action="store_true",
+        help="seed a few weeks of demo data (users, logs, events, snapshots) unless already there",
+    )
     serve.set_defaults(run=_serve)
 
     sub.add_parser("migrate", help="create or upgrade the database schema").set_defaults(run=_migrate)
 
     token = sub.add_parser("token", help="print a development JWT")
-    token.add_argument("--role", required=True, choices=[r.value for r in Role])
-    token.add_argument("--sub")
-    token.add_argument("--region-id")
-    token.add_argument("--country-id")
-    token.add_argument("--branch-id")
+    token.add_argument(
+        "--role", required=True, choices=[r.value for r in Role], help="the role claim of the token"
+    )
+    token.add_argument("--sub", help="the subject (principal id); default <role>-dev")
+    token.add_argument("--region-id", help="regionId claim (role region, or an engine's bound)")
+    token.add_argument("--country-id", help="countryId claim (role country, or an engine's bound)")
+    token.add_argument("--branch-id", help="branchId claim (role branch, or an engine's bound)")
     token.add_argument("--ttl", type=int, default=8 * 3600, help="seconds (default 8 hours)")
     token.set_defaults(run=_token)
 
@@ -158,7 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     snapshot.set_defaults(run=_snapshot)
 
     export = sub.add_parser("export-schema", help="write graphql_schema/schema.graphql")
-    export.add_argument("--output")
+    export.add_argument("--output", help="where to write the SDL (default graphql_schema/schema.graphql)")
     export.set_defaults(run=_export_schema)
     return parser
 
