@@ -33,6 +33,12 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         print(f"trainer-console: --workers {args.workers} refused: {reason}", file=sys.stderr)
         return 2
     settings.check_safe()
+    if args.workers > 1:
+        # prometheus-client's multiprocess mode: every worker keeps its values in files there
+        # and /metrics adds them up (app.observability); set before any worker imports it.
+        from app.logformat import multiprocess_dir
+
+        multiprocess_dir()
     migrate_sync(settings)
     if args.demo:
         from app.demo import seed_demo
@@ -52,6 +58,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         port=args.port,
         workers=args.workers,
         log_level=settings.log_level.lower(),
+        log_config=None,  # the app's JSON lines (app.observability), not uvicorn's own format
+        access_log=False,  # one line per request comes from the app, with its request id
     )
     return 0
 
@@ -179,8 +187,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = get_settings()
-    logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(name)s %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    if args.run is _serve:
+        from app.logformat import configure_logging
+
+        configure_logging(settings.log_level, settings.log_format)
+    else:
+        logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(name)s %(message)s")
+        logging.getLogger("alembic").setLevel(logging.WARNING)
     result: int = args.run(args, settings)
     return result
 

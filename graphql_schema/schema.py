@@ -61,8 +61,10 @@ class Schema(strawberry.Schema):
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
-        """Client mistakes are answered, not logged as server errors; our bugs are."""
-        log_internal_errors(errors)
+        """Client mistakes are answered, not logged as server errors; our bugs are, with the
+        request's id."""
+        context = execution_context.context if execution_context is not None else None
+        log_internal_errors(errors, getattr(context, "request_id", None))
 
 
 async def _with_codes_each(results: AsyncGenerator[Any, None]) -> AsyncGenerator[Any, None]:
