@@ -40,10 +40,11 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
         multiprocess_dir()
     migrate_sync(settings)
+    demo = ""
     if args.demo:
-        from app.demo import seed_demo
+        from app.demo import describe, seed_demo
 
-        asyncio.run(seed_demo(settings))
+        demo = describe(asyncio.run(seed_demo(settings)), settings)
     host = "localhost" if args.host in ("0.0.0.0", "127.0.0.1") else args.host
     print(f"trainer-console: database {settings.database_url}")
     print(f"trainer-console: limits and live updates shared through {settings.coordination_backend}")
@@ -51,6 +52,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         print(f"GraphiQL:  http://{host}:{args.port}/graphql  (open it in a browser)")
         print("A token:   trainer-console token --role admin")
         print('           then add the header {"Authorization": "Bearer <token>"} in GraphiQL')
+    if demo:
+        print(demo)
     uvicorn.run(
         "app.main:create_app",
         factory=True,
