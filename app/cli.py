@@ -33,11 +33,18 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         print(f"trainer-console: --workers {args.workers} refused: {reason}", file=sys.stderr)
         return 2
     settings.check_safe()
-    migrate_sync(settings)
-    if args.demo:
-        from app.demo import seed_demo
+    if args.workers > 1:
+        # prometheus-client's multiprocess mode: every worker keeps its values in files there
+        # and /metrics adds them up (app.observability); set before any worker imports it.
+        from app.logformat import multiprocess_dir
 
-        asyncio.run(seed_demo(settings))
+        multiprocess_dir()
+    migrate_sync(settings)
+    demo = ""
+    if args.demo:
+        from app.demo import describe, seed_demo
+
+        demo = describe(asyncio.run(seed_demo(settings)), settings)
     host = "localhost" if args.host in ("0.0.0.0", "127.0.0.1") else args.host
     print(f"trainer-console: database {settings.database_url}")
     print(f"trainer-console: limits and live updates shared through {settings.coordination_backend}")
@@ -45,6 +52,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         print(f"GraphiQL:  http://{host}:{args.port}/graphql  (open it in a browser)")
         print("A token:   trainer-console token --role admin")
         print('           then add the header {"Authorization": "Bearer <token>"} in GraphiQL')
+    if demo:
+        print(demo)
     uvicorn.run(
         "app.main:create_app",
         factory=True,
@@ -52,6 +61,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         port=args.port,
         workers=args.workers,
         log_level=settings.log_level.lower(),
+        log_config=None,  # the app's JSON lines (app.observability), not uvicorn's own format
+        access_log=False,  # one line per request comes from the app, with its request id
     )
     return 0
 
@@ -134,20 +145,33 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="migrate the database and start the server")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--workers", type=int, default=1)
-    serve.add_argument("--demo", action="store_true", help="seed a few demo users")
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for all)"
+    )
+    serve.add_argument("--port", type=int, default=8000, help="TCP port to listen on (default 8000)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes (default 1); more than one needs PostgreSQL and a shared coordination",
+    )
+    serve.add_argument(
+        "--demo",
+        action="store_true",
+        help="seed a few weeks of demo data (users, logs, events, snapshots) unless already there",
+    )
     serve.set_defaults(run=_serve)
 
     sub.add_parser("migrate", help="create or upgrade the database schema").set_defaults(run=_migrate)
 
     token = sub.add_parser("token", help="print a development JWT")
-    token.add_argument("--role", required=True, choices=[r.value for r in Role])
-    token.add_argument("--sub")
-    token.add_argument("--region-id")
-    token.add_argument("--country-id")
-    token.add_argument("--branch-id")
+    token.add_argument(
+        "--role", required=True, choices=[r.value for r in Role], help="the role claim of the token"
+    )
+    token.add_argument("--sub", help="the subject (principal id); default <role>-dev")
+    token.add_argument("--region-id", help="regionId claim (role region, or an engine's bound)")
+    token.add_argument("--country-id", help="countryId claim (role country, or an engine's bound)")
+    token.add_argument("--branch-id", help="branchId claim (role branch, or an engine's bound)")
     token.add_argument("--ttl", type=int, default=8 * 3600, help="seconds (default 8 hours)")
     token.set_defaults(run=_token)
 
@@ -158,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     snapshot.set_defaults(run=_snapshot)
 
     export = sub.add_parser("export-schema", help="write graphql_schema/schema.graphql")
-    export.add_argument("--output")
+    export.add_argument("--output", help="where to write the SDL (default graphql_schema/schema.graphql)")
     export.set_defaults(run=_export_schema)
     return parser
 
@@ -166,8 +190,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = get_settings()
-    logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(name)s %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    if args.run is _serve:
+        from app.logformat import configure_logging
+
+        configure_logging(settings.log_level, settings.log_format)
+    else:
+        logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(name)s %(message)s")
+        logging.getLogger("alembic").setLevel(logging.WARNING)
     result: int = args.run(args, settings)
     return result
 

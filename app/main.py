@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any, cast
@@ -23,6 +25,7 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET, UnsetType
 
+from app import observability
 from app.auth import principal_from_header
 from app.errors import Unauthenticated
 from app.ids import request_ids
@@ -63,6 +66,15 @@ def _request_id(header: str | None) -> str | None:
 def _wants_html(request: Request) -> bool:
     accept = request.headers.get("accept", "")
     return "text/html" in accept or "*/*" in accept
+
+
+def _request_id_of(request: Request | WebSocket) -> str | None:
+    """The id RequestTelemetry gave this request (the caller's or a fresh one); a WebSocket
+    keeps the one of its upgrade request when it is an id."""
+    record = observability.record_of(request.scope)
+    if record is not None:
+        return record.request_id
+    return _request_id(request.headers.get("x-request-id"))
 
 
 class GraphQLApp(GraphQL[Context, None]):
@@ -177,7 +189,7 @@ class GraphQLApp(GraphQL[Context, None]):
             settings=self.settings,
             db=self.db,
             make_loaders=self.make_loaders,
-            request_id=_request_id(request.headers.get("x-request-id")) or self.request_ids.next(),
+            request_id=_request_id_of(request) or self.request_ids.next(),
             ops=self.ops,
             broker=self.broker,
         )
@@ -188,9 +200,24 @@ class GraphQLApp(GraphQL[Context, None]):
         return context
 
 
+def _pool_status(db: Database) -> Callable[[], tuple[int, int] | None]:
+    """(connections in use, connections open) of the database's pool, when it can tell."""
+    pool: Any = db.engine.pool
+
+    def status() -> tuple[int, int] | None:
+        try:
+            in_use = int(pool.checkedout())
+            return in_use, in_use + int(pool.checkedin())
+        except (AttributeError, TypeError):  # a pool without counts (e.g. NullPool)
+            return None
+
+    return status
+
+
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or get_settings()
     settings.check_safe()
+    observability.configure_logging(settings.log_level, settings.log_format)
     db = Database(settings)
     ops = OpsRuntime(settings, db)
     graphql = GraphQLApp(settings, db, ops)
@@ -206,6 +233,23 @@ def create_app(settings: Settings | None = None) -> Starlette:
             return JSONResponse({"status": "unavailable", "database": "unreachable"}, 503)
         return JSONResponse({"status": "ok", "database": db.dialect, "latencyMs": round(latency, 2)})
 
+    gauges = observability.Gauges(_pool_status(db), graphql.broker.open_subscriptions)
+    db.writer.on_commit = observability.writer_committed
+    db.writer.on_failure = observability.writer_failed
+
+    async def metrics(request: Request) -> Response:
+        refusal = observability.metrics_refusal(
+            settings.metrics_token, settings.is_production, request.headers.get("authorization")
+        )
+        if refusal is not None:
+            status, message = refusal
+            code = "UNAUTHENTICATED" if status == 401 else "NOT_FOUND"
+            headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+            return JSONResponse({"error": {"code": code, "message": message}}, status, headers=headers)
+        gauges.sample()
+        body, content_type = observability.exposition()
+        return Response(body, headers={"Content-Type": content_type})
+
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         # Everything made so far (schema, routes, settings) lives as long as the process:
@@ -214,19 +258,32 @@ def create_app(settings: Settings | None = None) -> Starlette:
         gc.freeze()
         # Listening before the first request, so no live update published after start-up is missed.
         await ops.coordination.started(within_seconds=2.0)
+        # With several workers each samples its gauges, so that a scrape of any one sees them all.
+        sampler = (
+            asyncio.create_task(gauges.sample_every(1.0), name="metrics-gauges")
+            if observability.MULTIPROCESS
+            else None
+        )
         yield
+        if sampler is not None:
+            sampler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sampler
+        observability.process_stopped()
         await db.dispose()
 
     routes: list[Any] = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
         Route("/graphql", graphql),  # any method: the view answers 405 itself, as JSON
         WebSocketRoute("/graphql", graphql),
     ]
     app = Starlette(
         routes=routes,
         middleware=[
-            Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, live_limit=live_body_limit(ops))
+            Middleware(observability.RequestTelemetry),
+            Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, live_limit=live_body_limit(ops)),
         ],
         lifespan=lifespan,
     )

@@ -57,5 +57,9 @@ class Broker:
             if not self._subscribers[topic]:
                 del self._subscribers[topic]
 
+    def open_subscriptions(self) -> int:
+        """Subscriptions open in this worker, over every topic."""
+        return sum(len(queues) for queues in self._subscribers.values())
+
     def subscribers(self, topic: str) -> int:
         return len(self._subscribers.get(topic, ()))

@@ -94,6 +94,11 @@ class Settings(BaseSettings):
     # How long a limit check waits for the shared store before counting in this process.
     coordination_timeout_seconds: float = Field(default=0.5, gt=0, le=10)
     log_level: str = "INFO"
+    # Observability (app.observability): `json` writes one JSON object per log line, `text` the
+    # plain format; /metrics needs `Authorization: Bearer <TRAINER_METRICS_TOKEN>` when it is set,
+    # is open in development without it, and is off (404) in production without it.
+    log_format: Literal["json", "text"] = "json"
+    metrics_token: str | None = Field(default=None, min_length=16)
 
     @field_validator("database_url")
     @classmethod

@@ -83,6 +83,18 @@ def with_code(error: GraphQLError) -> GraphQLError:
     )
 
 
+def code_of(error: GraphQLError) -> str:
+    """The contract code ``with_code`` gives this error (for metrics and logs, before it does)."""
+    if _has_code(error):
+        return str((error.extensions or {})["code"])
+    domain = _domain_error(error)
+    if domain is not None:
+        return domain.code
+    if is_internal(error):
+        return "INTERNAL_SERVER_ERROR"
+    return str((error.extensions or {}).get("code", "E_SCHEMA_MISMATCH"))
+
+
 def with_codes(errors: list[GraphQLError]) -> list[GraphQLError]:
     """The errors a client sees: every one carries ``extensions.code``.
 
@@ -96,9 +108,12 @@ def _has_code(error: GraphQLError) -> bool:
     )
 
 
-def log_internal_errors(errors: list[GraphQLError]) -> None:
+def log_internal_errors(errors: list[GraphQLError], request_id: str | None = None) -> None:
+    """A masked error's traceback goes to the log with the request's id (the log line of the
+    request and the audit entries carry the same id)."""
+    extra = {"request_id": request_id}
     for error in errors:
         if is_internal(error):
-            log.error("unexpected error in %s", _where(error), exc_info=error.original_error)
+            log.error("unexpected error in %s", _where(error), exc_info=error.original_error, extra=extra)
         elif (cause := _unreachable(error)) is not None:
-            log.warning("database unavailable in %s: %s", _where(error), _describe(cause))
+            log.warning("database unavailable in %s: %s", _where(error), _describe(cause), extra=extra)

@@ -29,12 +29,13 @@ from graphql.language import (
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from strawberry.extensions import SchemaExtension
 
+from app import observability
 from app.auth import Role
 from app.errors import RateLimited
 from app.services.ops.enforcement import FALLBACK_LIMITS
 from app.services.ops.values import Limits
 from graphql_schema.documents import ByDocument
-from graphql_schema.errors import is_internal
+from graphql_schema.errors import code_of, is_internal
 
 if TYPE_CHECKING:
     from app.services.ops.state import OpsRuntime
@@ -87,6 +88,12 @@ class OperationShape:
 
     kind: str
     fields: dict[str, str]
+    name: str | None = None
+
+    @cached_property
+    def root_fields(self) -> str:
+        """Its root fields' names, sorted and comma-separated (the metrics' label)."""
+        return ",".join(sorted(set(self.fields.values())))
 
     @property
     def cost(self) -> int:
@@ -96,14 +103,15 @@ class OperationShape:
     @cached_property
     def endpoint(self) -> str:
         """Its name in diagnostics, e.g. ``query health,limits`` (bounded by the schema)."""
-        return f"{self.kind} {','.join(sorted(set(self.fields.values())))}"
+        return f"{self.kind} {self.root_fields}"
 
 
 def _shape(document: DocumentNode, operation_name: str | None) -> OperationShape | None:
     operation = _operation(document, operation_name)
     if operation is None:
         return None
-    return OperationShape(operation.operation.value, root_fields(operation, document))
+    name = operation.name.value if operation.name is not None else None
+    return OperationShape(operation.operation.value, root_fields(operation, document), name)
 
 
 _SHAPES: ByDocument[OperationShape | None] = ByDocument()
@@ -145,26 +153,48 @@ class OperationGuard(SchemaExtension):
     def on_operation(self) -> Iterator[None]:
         started = time.perf_counter()
         yield
-        elapsed_ms = (time.perf_counter() - started) * 1000
+        elapsed = time.perf_counter() - started
         context = self.execution_context
-        ops: OpsRuntime | None = getattr(context.context, "ops", None)
         shape = self._operation_shape()
-        if ops is None or (shape is not None and shape.kind == SUBSCRIPTION):
+        if shape is not None and shape.kind == SUBSCRIPTION:
             return
-        endpoint = shape.endpoint if shape is not None and shape.fields else "(invalid)"
         result = context.result
         errors = (result.errors if result is not None else None) or context.pre_execution_errors
+        codes = [code_of(error) for error in errors] if errors else []
+        self._observe(shape, elapsed, codes)
+        ops: OpsRuntime | None = getattr(context.context, "ops", None)
+        if ops is None:
+            return
+        endpoint = shape.endpoint if shape is not None and shape.fields else "(invalid)"
         metrics = ops.metrics
         if not errors:
-            metrics.record(endpoint, elapsed_ms, server_error=False, client_error=False, timed_out=False)
+            metrics.record(endpoint, elapsed * 1000, server_error=False, client_error=False, timed_out=False)
             return
         metrics.record(
             endpoint,
-            elapsed_ms,
+            elapsed * 1000,
             server_error=any(is_internal(error) for error in errors),
             client_error=True,
             timed_out=any(_is_timeout(error) for error in errors),
         )
+
+    def _observe(self, shape: OperationShape | None, elapsed: float, codes: list[str]) -> None:
+        """Prometheus metrics, and the request log line's operation, caller and codes."""
+        if shape is not None and shape.fields:
+            kind, name, fields = shape.kind, shape.name, shape.root_fields
+        else:
+            kind, name, fields = "(invalid)", None, "(invalid)"
+        observability.operation_done(kind, name, fields, elapsed, codes)
+        ctx = self.execution_context.context
+        request = getattr(ctx, "request", None)
+        record = observability.record_of(request.scope) if request is not None else None
+        if record is None:
+            return
+        caller = getattr(ctx, "caller", None)
+        if caller is not None:
+            record.sub, record.role = caller.sub, caller.role.value
+        record.operation_type, record.operation_name, record.root_fields = kind, name, fields
+        record.codes = codes
 
     def _metered(self) -> tuple[str, OperationShape, Limits] | None:
         """The engine principal, the operation and the limits in force, when it is metered."""
@@ -179,6 +209,7 @@ class OperationGuard(SchemaExtension):
         return principal.sub, shape, snapshot.limits if snapshot is not None else FALLBACK_LIMITS
 
     def _refuse(self, refused: RateLimited) -> None:
+        observability.rate_limited()
         # A preset result makes Strawberry skip execution: nothing of the operation runs.
         self.execution_context.result = GraphQLExecutionResult(
             data=None, errors=[GraphQLError(refused.message, original_error=refused)]

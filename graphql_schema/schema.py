@@ -14,6 +14,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext, ExecutionResult
 
+from app import observability
 from app.errors import Unauthenticated
 from app.settings import Settings
 from graphql_schema.context import Context
@@ -47,8 +48,22 @@ def _unauthenticated(context: object) -> ExecutionResult | None:
         context.principal  # noqa: B018 (raises the reason: missing, expired, invalid)
     except Unauthenticated as refused:
         error = GraphQLError(refused.message, extensions=refused.extensions())
+        _observe_refusal(context, refused.code)
         return ExecutionResult(data=None, errors=[error])
     return None
+
+
+def _observe_refusal(context: Context, code: str) -> None:
+    """A request refused before parsing still shows in the metrics and its log line (the
+    operation is unknown: the document was never read)."""
+    observability.operation_done(UNREAD, None, UNREAD, 0.0, [code])
+    request = getattr(context, "request", None)
+    record = observability.record_of(request.scope) if request is not None else None
+    if record is not None:
+        record.codes = [code]
+
+
+UNREAD = "(unread)"
 
 
 class Schema(strawberry.Schema):
@@ -82,8 +97,10 @@ class Schema(strawberry.Schema):
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
-        """Client mistakes are answered, not logged as server errors; our bugs are."""
-        log_internal_errors(errors)
+        """Client mistakes are answered, not logged as server errors; our bugs are, with the
+        request's id."""
+        context = execution_context.context if execution_context is not None else None
+        log_internal_errors(errors, getattr(context, "request_id", None))
 
 
 async def _with_codes_each(results: AsyncGenerator[Any, None]) -> AsyncGenerator[Any, None]:

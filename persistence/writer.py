@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -221,6 +222,10 @@ class GroupCommitWriter:
         self.batches = 0
         self.units = 0
         self.waited = 0  # batches that found the database locked and waited in the thread
+        # Called after each batch with its size and duration in seconds (the composition root
+        # hangs the metrics here; this floor knows nothing of them).
+        self.on_commit: Callable[[int, float], None] | None = None
+        self.on_failure: Callable[[int, float], None] | None = None
 
     async def run(self, unit: Callable[[Connection], T], merge: Merge | None = None, item: Any = None) -> T:
         """Run ``unit`` in a shared transaction; returns once its effects are committed.
@@ -266,6 +271,7 @@ class GroupCommitWriter:
 
     async def _commit(self, batch: list[tuple[Unit, asyncio.Future[Any]]]) -> None:
         units = [unit for unit, _future in batch]
+        started = time.perf_counter()
         try:
             if self._thread is not None:
                 outcomes = self._commit_sync(units, wait=False)
@@ -281,12 +287,16 @@ class GroupCommitWriter:
                 log.warning("group commit of %d units failed: database unavailable (%s)", len(batch), exc)
             else:
                 log.exception("group commit of %d units failed", len(batch))
+            if self.on_failure is not None:
+                self.on_failure(len(batch), time.perf_counter() - started)
             for _unit, future in batch:
                 if not future.done():
                     future.set_exception(exc)
             return
         self.batches += 1
         self.units += len(batch)
+        if self.on_commit is not None:
+            self.on_commit(len(batch), time.perf_counter() - started)
         for (_unit, future), (error, value) in zip(batch, outcomes, strict=True):
             if future.done():  # the caller went away; its write is committed all the same
                 continue

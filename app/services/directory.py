@@ -276,7 +276,10 @@ def place_user(
     register_user audit entry, in the caller's transaction.
 
     False, having changed nothing, when the user was to join but a concurrent transaction (on
-    another worker) added it first: the caller reads the user again and decides."""
+    another worker) added it first: the caller reads the user again and decides. A move that
+    changes nothing (the same name and scope again) writes nothing and is not audited."""
+    if not move.joins and move.before == move.after:
+        return True
     if move.joins:
         values = {"name": move.user_id} | move.values
         row = {"user_id": move.user_id, "created_at": now, "updated_at": now, **values}
@@ -314,6 +317,12 @@ async def register_user(
         return await session.run_sync(_register, audit_log, principal, user, request_id)
 
 
+def _unchanged(row: UserRow, user: NewUser) -> bool:
+    return row.name == user.name and all(
+        getattr(row, f"{level}_id") == user.scope.id_at(level) for level in LEVELS
+    )
+
+
 def _register(
     session: Session, audit_log: audit.AuditLog, principal: Principal, user: NewUser, request_id: str
 ) -> UserRow:
@@ -321,6 +330,8 @@ def _register(
     audit_log.lock(session)  # before the user's row: see AuditLog.lock
     found = session.execute(_USER_FOR_UPDATE, {"user_id": user.user_id}).first()
     before = None if found is None else UserRow(**found._mapping)
+    if before is not None and _unchanged(before, user):
+        return before  # nothing to change, nothing to audit
     row = UserRow(
         user_id=user.user_id,
         name=user.name,

@@ -122,6 +122,19 @@ async def test_moving_a_user_records_before_and_after(gql, admin, history):
     assert newest["after"]["name"] == "Mina K."
 
 
+async def test_registering_a_user_again_unchanged_appends_nothing(gql, admin):
+    # given: a user registered once
+    user = register_input(USERS[0])
+    assert "errors" not in await gql(REGISTER_USER, {"input": user}, as_=admin)
+    # when: the same name and scope again, twice (as every `serve --demo` restart did)
+    for _ in range(2):
+        body = await gql(REGISTER_USER, {"input": user}, as_=admin)
+        assert "errors" not in body, body
+    # then: still the one entry of the first registration
+    [entry] = await entries(gql, admin, action="register_user")
+    assert entry["before"] is None
+
+
 async def test_entries_link_into_a_chain_that_verifies(gql, admin, history):
     # when
     log = list(reversed(await entries(gql, admin)))

@@ -14,6 +14,7 @@ import websockets
 from websockets.typing import Subprotocol
 
 from app.cli import main as cli_main
+from app.demo import demo_users
 from tests.conftest import TEST_SECRET
 from tests.live import live_server
 
@@ -95,7 +96,8 @@ def test_serve_starts_graphiql_graphql_and_subscriptions(server):
     # then
     assert page.status_code == 200 and "GraphiQL" in page.text
     assert body["data"]["me"] == {"role": "BRANCH", "branchId": "b_seoul_01"}
-    assert [n["userId"] for n in body["data"]["users"]["nodes"]] == ["u_01", "u_02"]  # demo data
+    seoul = [u.user_id for u in demo_users() if u.scope["branchId"] == "b_seoul_01"]
+    assert [n["userId"] for n in body["data"]["users"]["nodes"]] == sorted(seoul)  # demo data
 
 
 async def test_subscriptions_protocol_is_enabled(server):
