@@ -15,7 +15,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
@@ -36,6 +36,7 @@ from graphql_schema.context import Context
 from graphql_schema.loaders import Loaders
 from graphql_schema.schema import build_schema
 from persistence.db import Database
+from rest.app import Unmounted, create_rest_app
 
 log = logging.getLogger("trainer_console")
 
@@ -172,6 +173,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     db = Database(settings)
     ops = OpsRuntime(settings, db)
     graphql = GraphQLApp(settings, db, ops)
+    rest = create_rest_app(settings, db, ops, graphql.broker, graphql.request_ids)
 
     async def healthz(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -200,6 +202,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/readyz", readyz, methods=["GET"]),
         Route("/graphql", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
+        # the specification's REST paths, on the same services (rest/)
+        Mount("/operator", Unmounted(rest)),
     ]
     app = Starlette(
         routes=routes,
