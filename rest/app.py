@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import FastAPI
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.ids import UniqueIds
 from app.pubsub import Broker
@@ -70,10 +70,25 @@ def create_rest_app(
 
 class Unmounted:
     """Mounted at ``/operator`` by the Starlette app, the REST app routes on the full path
-    (``/operator/upm/...``), so that the OpenAPI document names the paths clients call."""
+    (``/operator/upm/...``), so that the OpenAPI document names the paths clients call.
+
+    An unexpected exception has been answered (masked 500) and logged by ``rest.errors`` when
+    Starlette's ServerErrorMiddleware raises it again; it stops here instead of being logged a
+    second time by the server."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.app({**scope, "root_path": scope.get("app_root_path", "")}, receive, send)
+        started = False
+
+        async def sending(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app({**scope, "root_path": scope.get("app_root_path", "")}, receive, sending)
+        except Exception:
+            if not started or scope["type"] != "http":
+                raise
