@@ -118,7 +118,7 @@ _DESCRIPTIONS = {
     400: "E_SCHEMA_MISMATCH (malformed body, wrong type, unknown field), E_VERSION_MISSING, E_SCOPE_MISSING",
     401: "UNAUTHENTICATED: missing or invalid bearer token",
     403: "FORBIDDEN (role or scope) or E_OUT_OF_SCOPE",
-    404: "NOT_FOUND",
+    404: "NOT_FOUND: no such user, toggle, release, built day or path",
     409: "E_DUPLICATE_SNAPSHOT, E_AGG_CONFLICT, E_RELOAD_FAILED",
     413: "E_SCHEMA_MISMATCH: the body is larger than fileUploadLimitMb / the server's ceiling",
     429: "RATE_LIMITED, with a Retry-After header (engines: aiCallsPerMinute, maxConcurrentSessions)",
@@ -129,7 +129,7 @@ _DESCRIPTIONS = {
 
 def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """The error responses a route documents: the common ones and those it adds."""
-    wanted = sorted({400, 401, 403, 413, 429, 500, 503, *statuses})
+    wanted = sorted({400, 401, 403, 404, 413, 429, 500, 503, *statuses})
     out: dict[int | str, dict[str, Any]] = {}
     for status in wanted:
         entry: dict[str, Any] = {"model": ErrorEnvelope, "description": _DESCRIPTIONS[status]}
