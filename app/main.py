@@ -15,7 +15,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
@@ -36,7 +36,8 @@ from graphql_schema.context import Context
 from graphql_schema.loaders import Loaders
 from graphql_schema.schema import build_schema
 from persistence.db import Database
-from rest.app import Unmounted, create_rest_app
+from rest.app import create_rest_app
+from rest.app import mount as rest_mount
 
 log = logging.getLogger("trainer_console")
 
@@ -203,7 +204,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/graphql", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
         # the specification's REST paths, on the same services (rest/)
-        Mount("/operator", Unmounted(rest)),
+        rest_mount(rest),
     ]
     app = Starlette(
         routes=routes,

@@ -8,9 +8,11 @@ says so: the 422 responses FastAPI adds to every operation are taken out of it.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import FastAPI
+from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.ids import UniqueIds
@@ -22,7 +24,8 @@ from rest import data, ops, upm
 from rest.calls import Services
 from rest.errors import HANDLERS
 
-OPENAPI_PATH = "/operator/openapi.json"
+PREFIX = "/operator"
+OPENAPI_PATH = f"{PREFIX}/openapi.json"
 DESCRIPTION = (
     "The specification's REST paths (upm-api-v2, ops-api-v2) and this project's data-layer paths, "
     "over the same services as the GraphQL API at /graphql. Errors: "
@@ -66,6 +69,15 @@ def create_rest_app(
 
     api.openapi = openapi  # type: ignore[method-assign]
     return api
+
+
+def mount(api: ASGIApp) -> Mount:
+    """``/operator`` and everything under it, to the REST app; its regex also matches a path with
+    an encoded newline (``%0A``), which Starlette's does not, so that every ``/operator`` path is
+    answered by the REST app (404 in the envelope) and never by the outer plain-text 404."""
+    route = Mount(PREFIX, Unmounted(api))
+    route.path_regex = re.compile(route.path_regex.pattern, re.DOTALL)
+    return route
 
 
 class Unmounted:

@@ -344,3 +344,10 @@ async def test_production_hides_the_openapi_document(client_with):
     # then
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "NOT_FOUND"
+
+
+async def test_a_path_with_an_encoded_newline_is_404_in_the_envelope(rest, admin):
+    # when (found by schemathesis: Starlette's route patterns do not match a newline)
+    response = await rest.patch("/operator/ops/features/a%0Ab", json={"enabled": True}, as_=admin)
+    # then
+    assert (response.status_code, code(response)) == (404, "NOT_FOUND")
