@@ -24,17 +24,17 @@ class DomainError(Exception):
 
 class SchemaMismatch(DomainError):
     code = "E_SCHEMA_MISMATCH"
-    http_status = 422
+    http_status = 400
 
 
 class VersionMissing(DomainError):
     code = "E_VERSION_MISSING"
-    http_status = 422
+    http_status = 400
 
 
 class ScopeMissing(DomainError):
     code = "E_SCOPE_MISSING"
-    http_status = 422
+    http_status = 400
 
 
 class OutOfScope(DomainError):
@@ -54,7 +54,7 @@ class AggregationConflict(DomainError):
 
 class ReloadFailed(DomainError):
     code = "E_RELOAD_FAILED"
-    http_status = 422
+    http_status = 409  # the target conflicts with what is stored; the previous ruleset stays
 
 
 class Unauthenticated(DomainError):

@@ -49,6 +49,8 @@ from graphql_schema.transport import (
     response_media_type,
 )
 from persistence.db import Database
+from rest.app import create_rest_app
+from rest.app import mount as rest_mount
 
 log = logging.getLogger("trainer_console")
 
@@ -221,6 +223,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     db = Database(settings)
     ops = OpsRuntime(settings, db)
     graphql = GraphQLApp(settings, db, ops)
+    rest = create_rest_app(settings, db, ops, graphql.broker, graphql.request_ids)
 
     async def healthz(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -278,6 +281,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/metrics", metrics, methods=["GET"]),
         Route("/graphql", graphql),  # any method: the view answers 405 itself, as JSON
         WebSocketRoute("/graphql", graphql),
+        # the specification's REST paths, on the same services (rest/)
+        rest_mount(rest),
     ]
     app = Starlette(
         routes=routes,

@@ -210,3 +210,11 @@ async def client_with(database_url: str) -> AsyncIterator[Callable[..., Any]]:
         await http.aclose()
     for application in apps:
         await application.state.db.dispose()
+
+
+@pytest.fixture
+async def rest(client: httpx.AsyncClient) -> Any:
+    """The REST transport (``/operator/...``), every answer checked against the OpenAPI document."""
+    from tests.rest_client import rest_client
+
+    return await rest_client(client)
