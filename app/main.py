@@ -28,6 +28,7 @@ from app.errors import SchemaMismatch, Unauthenticated
 from app.ids import request_ids
 from app.middleware import BodySizeLimit
 from app.pubsub import Broker
+from app.services.analytics import KPIS_TOPIC, LiveDeriver
 from app.services.ops.limits import live_body_limit
 from app.services.ops.state import OpsRuntime
 from app.settings import Settings, get_settings
@@ -172,6 +173,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
     db = Database(settings)
     ops = OpsRuntime(settings, db)
     graphql = GraphQLApp(settings, db, ops)
+    # live analytics: folds new raw records into today's counters, off the request path
+    deriver = LiveDeriver(
+        db,
+        settings.quiz_pass_threshold,
+        settings.live_derive_interval,
+        lambda _: graphql.broker.publish(KPIS_TOPIC),
+    )
 
     async def healthz(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -192,7 +200,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
         gc.freeze()
         # Listening before the first request, so no live update published after start-up is missed.
         await ops.coordination.started(within_seconds=2.0)
+        if settings.live_derive:
+            deriver.start()
         yield
+        await deriver.stop()
         await db.dispose()
 
     routes: list[Any] = [
@@ -211,4 +222,5 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.state.settings = settings
     app.state.db = db
     app.state.ops = ops
+    app.state.deriver = deriver  # deriver.lag_seconds: its latest COMMIT-to-counters lag
     return app

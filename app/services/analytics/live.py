@@ -83,6 +83,8 @@ from persistence.models.live import (
 log = logging.getLogger("trainer_console.analytics.live")
 
 STATE = "deriver"
+# The broker topic a fold that changed counters publishes (kpisUpdated listens to it).
+KPIS_TOPIC = "kpis"
 # pg_advisory_xact_lock key of the deriver ("LIVE" in ASCII).
 LOCK_KEY = 0x4C495645
 # (log, its time column, source, its watermark column in live_state)
@@ -616,11 +618,31 @@ async def fold(
     return Fold(records=records, days=days, recounted=recounted, lag_seconds=lag, folded_at=folded_at)
 
 
+async def pending(session: AsyncSession, threshold: float) -> bool:
+    """Is there anything to fold (new records, or days to count again)? Reads only, takes no
+    lock: an idle deriver costs a few index probes per poll, and writes nothing."""
+    sql = Dialect(session.get_bind().dialect.name)
+    state = (await session.execute(sa.select(LIVE_STATE).where(LIVE_STATE.c.name == STATE))).mappings().one()
+    previous = _stored(dict(state), sql)
+    now = await _current(session, sql)
+    checks = [sa.exists().where(now.since(previous, table, column)) for table, _ts, _source, column in LOGS]
+    checks.append(
+        sa.exists().where(
+            LIVE_DAY.c.quiz_pass_threshold != threshold, LIVE_DAY.c.day.not_in(sa.select(BUILDS.c.day))
+        )
+    )
+    return bool(await session.scalar(sa.select(sa.or_(*checks))))
+
+
 async def fold_now(
     db: Database, *, threshold: float, holder: str | None = None, wait: bool = True
 ) -> Fold | None:
-    """One fold in its own transaction (what the loop runs; builds run it with ``wait``)."""
+    """One fold in its own transaction, if there is anything to fold (None: nothing, or
+    another fold holds the lock and ``wait`` is false)."""
     global _latest_lag
+    async with db.session() as session:
+        if not await pending(session, threshold):
+            return None
     async with db.transaction() as session:
         result = await fold(session, threshold=threshold, holder=holder or default_holder(), wait=wait)
     if result is not None and result.lag_seconds is not None:
@@ -655,6 +677,7 @@ class LiveDeriver:
         self.lag_seconds: float | None = None
         self.folds = 0
         self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
 
     async def fold_once(self, wait: bool = False) -> Fold | None:
         result = await fold_now(self.db, threshold=self.threshold, holder=self.holder, wait=wait)
@@ -667,25 +690,32 @@ class LiveDeriver:
         return result
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping.is_set():
             started = time.monotonic()
             try:
                 await self.fold_once()
-            except asyncio.CancelledError:
-                raise
             except Exception:  # a failed fold changed nothing (rolled back): try again next time
                 log.exception("live fold failed")
-            await asyncio.sleep(max(0.0, self.interval - (time.monotonic() - started)))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self._stopping.wait(), max(0.0, self.interval - (time.monotonic() - started))
+                )
 
     def start(self) -> None:
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="live-deriver")
 
     async def stop(self) -> None:
+        """Let the fold in progress finish (a cancelled one would roll back anyway), then end."""
         task, self._task = self._task, None
-        if task is not None:
+        if task is None:
+            return
+        self._stopping.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(task), 10)
+        except TimeoutError:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(BaseException):
                 await task
 
 
