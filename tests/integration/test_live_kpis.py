@@ -49,7 +49,7 @@ def server(database_url):
 def tokens(database_url) -> Any:
     settings = make_settings(database_url)
 
-    def make(role: Role, **scope: str) -> str:
+    def make(role: Role, **scope: Any) -> str:
         return issue_token(settings, sub=f"{role.value}-live", role=role, **scope)
 
     return make
