@@ -31,6 +31,8 @@ from app.errors import Unauthenticated
 from app.ids import request_ids
 from app.middleware import BodySizeLimit
 from app.pubsub import Broker
+from app.services.analytics import KPIS_TOPIC, LiveDeriver
+from app.services.analytics.live import latest_lag_seconds
 from app.services.ops.limits import live_body_limit
 from app.services.ops.state import OpsRuntime
 from app.settings import Settings, get_settings
@@ -224,6 +226,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
     ops = OpsRuntime(settings, db)
     graphql = GraphQLApp(settings, db, ops)
     rest = create_rest_app(settings, db, ops, graphql.broker, graphql.request_ids)
+    # live analytics: folds new raw records into today's counters, off the request path
+    deriver = LiveDeriver(
+        db,
+        settings.quiz_pass_threshold,
+        settings.live_derive_interval,
+        lambda _: graphql.broker.publish(KPIS_TOPIC),
+    )
+    observability.register_analytics_lag(latest_lag_seconds)
 
     async def healthz(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -261,6 +271,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         gc.freeze()
         # Listening before the first request, so no live update published after start-up is missed.
         await ops.coordination.started(within_seconds=2.0)
+        if settings.live_derive:
+            deriver.start()
         # With several workers each samples its gauges, so that a scrape of any one sees them all.
         sampler = (
             asyncio.create_task(gauges.sample_every(1.0), name="metrics-gauges")
@@ -272,6 +284,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             sampler.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sampler
+        await deriver.stop()
         observability.process_stopped()
         await db.dispose()
 
@@ -295,4 +308,5 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.state.settings = settings
     app.state.db = db
     app.state.ops = ops
+    app.state.deriver = deriver  # deriver.lag_seconds: its latest COMMIT-to-counters lag
     return app

@@ -23,7 +23,7 @@ from graphql_schema.errors import log_internal_errors, with_codes
 from graphql_schema.execution import FastExecutionContext
 from graphql_schema.guard import OperationGuard, SharedOperationGuard
 from graphql_schema.hooks import LeanExtensionsRunner
-from resolvers.analytics import AnalyticsMutation, AnalyticsQuery
+from resolvers.analytics import AnalyticsMutation, AnalyticsQuery, AnalyticsSubscription
 from resolvers.audit import AuditQuery
 from resolvers.directory import DirectoryMutation, DirectoryQuery
 from resolvers.logs import LogsMutation, LogsQuery
@@ -36,7 +36,7 @@ Query = merge_types("Query", (DirectoryQuery, LogsQuery, AuditQuery, AnalyticsQu
 Mutation = merge_types(
     "Mutation", (DirectoryMutation, LogsMutation, AnalyticsMutation, UpmMutation, OpsMutation)
 )
-Subscription = merge_types("Subscription", (UpmSubscription,))
+Subscription = merge_types("Subscription", (UpmSubscription, AnalyticsSubscription))
 
 
 def _unauthenticated(context: object) -> ExecutionResult | None:

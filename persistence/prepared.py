@@ -61,8 +61,11 @@ class Prepared:
 
     @classmethod
     def insert(cls, table: sa.Table) -> Prepared:
-        """A plain INSERT of every column but an autoincrementing key: rows must name them all."""
-        names = [c.name for c in table.columns if c is not table.autoincrement_column]
+        """A plain INSERT of every column but an autoincrementing key and the columns the database
+        fills (``server_default``): rows must name them all."""
+        names = [
+            c.name for c in table.columns if c is not table.autoincrement_column and c.server_default is None
+        ]
         statement = table.insert().values({name: sa.bindparam(name) for name in names})
         return cls(lambda _dialect: statement, cacheable=True)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import AsyncGenerator
 from typing import Annotated
 
 import strawberry
@@ -28,7 +29,8 @@ class AnalyticsQuery:
     @strawberry.field(
         extensions=[allow(policy.OPERATORS)],
         description="§4.1-4.4 for a UTC day, for the unit the scope filter names (default: your own node; "
-        "an admin without a filter: the whole organisation). NOT_FOUND until the day is built.",
+        "an admin without a filter: the whole organisation). A day not built yet (today) answers from the "
+        "live counters, final: false; NOT_FOUND for a past day with neither a build nor counters.",
     )
     async def kpis(self, info: Info, date: dt.date, scope: ScopeFilterInput | None = None) -> Kpis:
         ctx = info.context
@@ -66,7 +68,7 @@ class AnalyticsQuery:
     ) -> list[Aggregate]:
         ctx = info.context
         async with ctx.db.session() as session:
-            rows = await analytics.aggregates(
+            report = await analytics.aggregates(
                 session,
                 ctx.principal,
                 level,
@@ -76,7 +78,7 @@ class AnalyticsQuery:
                 max_days=ctx.settings.aggregates_max_days,
                 max_rows=ctx.settings.aggregates_max_rows,
             )
-        return [Aggregate.from_row(level, row) for row in rows]
+        return [Aggregate.from_row(level, row, row.day not in report.provisional) for row in report.rows]
 
     @strawberry.field(
         extensions=[allow(policy.INSIGHTS_READERS)],
@@ -110,3 +112,20 @@ class AnalyticsMutation:
             request_id=ctx.request_id,
         )
         return SnapshotBuild.from_row(result)
+
+
+@strawberry.type
+class AnalyticsSubscription:
+    @strawberry.subscription(
+        extensions=[allow(policy.OPERATORS)],
+        description="Today's KPIs (as kpis(date: today, scope)) now, then again when they change: at most "
+        "one update per second, coalesced. Scope is checked again at every update.",
+    )
+    async def kpis_updated(
+        self, info: Info, scope: ScopeFilterInput | None = None
+    ) -> AsyncGenerator[Kpis, None]:
+        ctx = info.context
+        requested = scope.to_value() if scope else None
+        async with ctx.broker.listen(analytics.KPIS_TOPIC) as wakeups:
+            async for report in analytics.kpis_updates(ctx.db, ctx.principal, requested, wakeups):
+                yield Kpis.from_row(report)

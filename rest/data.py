@@ -172,7 +172,7 @@ async def aggregates(
     scope_id: Annotated[str | None, Query(alias="scopeId")] = None,
 ) -> list[dict[str, Any]]:
     async with call.db.session() as session:
-        rows = await analytics.aggregates(
+        report = await analytics.aggregates(
             session,
             call.principal,
             level,
@@ -182,4 +182,5 @@ async def aggregates(
             max_days=call.settings.aggregates_max_days,
             max_rows=call.settings.aggregates_max_rows,
         )
-    return [plain(row) for row in rows]
+    # a day not built yet is read from the live counters: provisional, as in GraphQL
+    return [plain(row) | {"final": row.day not in report.provisional} for row in report.rows]

@@ -91,6 +91,16 @@ class Kpis:
     quiz_pass_rate: RateKpi
     upsell_success_rate: RateKpi
     version_context: VersionContextType
+    final: bool = strawberry.field(
+        description="True once buildSnapshots has finalised the day; false: live counters (provisional)."
+    )
+    stale: bool = strawberry.field(
+        description="A final day that received records after its build: buildSnapshots(rebuild: true) "
+        "makes it current."
+    )
+    as_of: dt.datetime | None = strawberry.field(
+        description="When the figures were made: the build, or the live deriver's latest fold."
+    )
 
     @classmethod
     def from_row(cls, report: KpiReport) -> Kpis:
@@ -111,6 +121,9 @@ class Kpis:
             quiz_pass_rate=rate(c.quiz_passed, c.quiz_completed, c.quiz_pass_rate),
             upsell_success_rate=rate(c.upsell_successes, c.upsell_attempts, c.upsell_success_rate),
             version_context=versions,
+            final=report.final,
+            stale=report.stale,
+            as_of=as_utc(report.as_of) if report.as_of is not None else None,
         )
 
 
@@ -138,10 +151,15 @@ class Aggregate:
     version: VersionContextType = strawberry.field(
         description="The versions of the unit's latest record that day (as a snapshot's are the user's)."
     )
-    built_at: dt.datetime
+    built_at: dt.datetime = strawberry.field(
+        description="When the row was built; for a provisional row, the live deriver's latest fold."
+    )
+    final: bool = strawberry.field(
+        description="False: the day is not built yet, the row is summed from the live counters."
+    )
 
     @classmethod
-    def from_row(cls, level: Level, row: AggregateRow) -> Aggregate:
+    def from_row(cls, level: Level, row: AggregateRow, final: bool = True) -> Aggregate:
         return cls(
             date=row.day,
             level=level,
@@ -162,6 +180,7 @@ class Aggregate:
             upsell_successes=row.upsell_successes,
             version=VersionContextType.from_row(versions_of(row)),
             built_at=as_utc(row.built_at),
+            final=final,
         )
 
 
@@ -175,7 +194,7 @@ class RankingEntry:
 
     @classmethod
     def from_row(cls, level: Level, unit: RankedUnit) -> RankingEntry:
-        aggregate = Aggregate.from_row(level, unit.row)
+        aggregate = Aggregate.from_row(level, unit.row, unit.final)
         return cls(
             rank=unit.rank,
             scope_id=aggregate.scope_id,

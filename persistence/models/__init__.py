@@ -12,6 +12,13 @@ from persistence.models.analytics import (
 )
 from persistence.models.audit import AuditEntryRow, AuditHeadRow
 from persistence.models.directory import UserRow
+from persistence.models.live import (
+    LIVE_DAY,
+    LIVE_PATH_DAY,
+    LIVE_STATE,
+    LIVE_USER_BADGE,
+    LIVE_USER_DAY,
+)
 from persistence.models.logs import RAW_LOG_TABLES, EventLogRow, InteractionLogRow, SessionLogRow
 from persistence.models.ops import (
     ActiveRulesetRow,
@@ -25,6 +32,11 @@ from persistence.models.ops import (
 
 __all__ = [
     "AGGREGATE_MODELS",
+    "LIVE_DAY",
+    "LIVE_PATH_DAY",
+    "LIVE_STATE",
+    "LIVE_USER_BADGE",
+    "LIVE_USER_DAY",
     "RAW_LOG_TABLES",
     "ActiveRulesetRow",
     "AggBranchRow",

@@ -50,6 +50,10 @@ class EventLogRow(SQLModel, table=True):
     received_at: datetime = Field(sa_column=sa.Column(_tz(), nullable=False))
     sent_by: str = Field(max_length=128)
     content_hash: str = Field(max_length=64)
+    # PostgreSQL fills it with the inserting transaction's id (migration 0009); SQLite leaves it NULL.
+    txid: int | None = Field(
+        default=None, sa_column=sa.Column(sa.BigInteger(), sa.FetchedValue(), nullable=True, index=True)
+    )
 
 
 class InteractionLogRow(SQLModel, table=True):
@@ -83,6 +87,10 @@ class InteractionLogRow(SQLModel, table=True):
     received_at: datetime = Field(sa_column=sa.Column(_tz(), nullable=False))
     sent_by: str = Field(max_length=128)
     content_hash: str = Field(max_length=64)
+    # PostgreSQL fills it with the inserting transaction's id (migration 0009); SQLite leaves it NULL.
+    txid: int | None = Field(
+        default=None, sa_column=sa.Column(sa.BigInteger(), sa.FetchedValue(), nullable=True, index=True)
+    )
 
 
 class SessionLogRow(SQLModel, table=True):
@@ -116,6 +124,10 @@ class SessionLogRow(SQLModel, table=True):
     received_at: datetime = Field(sa_column=sa.Column(_tz(), nullable=False))
     sent_by: str = Field(max_length=128)
     content_hash: str = Field(max_length=64)
+    # PostgreSQL fills it with the inserting transaction's id (migration 0009); SQLite leaves it NULL.
+    txid: int | None = Field(
+        default=None, sa_column=sa.Column(sa.BigInteger(), sa.FetchedValue(), nullable=True, index=True)
+    )
 
 
 RAW_LOG_TABLES = {

@@ -1,4 +1,11 @@
-"""buildSnapshots: one UTC day of raw logs -> snapshot_daily_user -> the four aggregates.
+"""buildSnapshots: finalise one UTC day -> snapshot_daily_user -> the four aggregates.
+
+A first build finalises the day from its live counters (``live``: the deriver's
+per-(user, day) rows, folded first inside the build's transaction, which then holds
+the deriver's lock): snapshots are the counters plus the cumulative xpTotal and
+badgesOwned of each user's previous snapshot. ``rebuild: true`` builds the day
+again from its raw logs, and the new snapshots must agree with the counters, or
+the rebuild fails with E_AGG_CONFLICT (nothing silently drifts apart).
 
 Everything is set-based (INSERT ... SELECT ... GROUP BY), filtered on the
 indexed ``day`` column, so a day costs time in proportion to that day's
@@ -19,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import Principal
 from app.errors import AggregationConflict, DuplicateSnapshot, SchemaMismatch
+from app.services.analytics import live
 from app.services.analytics.rules import Counters, Level
 from app.services.analytics.statements import (
     SNAPSHOT_COLUMNS,
@@ -120,9 +128,13 @@ async def build_snapshots(
         ):
             # Snapshot rows without a build record can only have been written by hand.
             raise DuplicateSnapshot(f"snapshots for {day.isoformat()} already exist", date=day.isoformat())
-        inserted = await session.execute(
-            sa.insert(SNAPSHOTS).from_select(SNAPSHOT_COLUMNS, snapshot_select(day, quiz_pass_threshold, sql))
+        await live.fold_for_build(session, day, quiz_pass_threshold)
+        source = (
+            snapshot_select(day, quiz_pass_threshold, sql)
+            if before is not None
+            else live.snapshots_from_counters(day, sql)
         )
+        inserted = await session.execute(sa.insert(SNAPSHOTS).from_select(SNAPSHOT_COLUMNS, source))
         snapshots = int(inserted.rowcount)  # type: ignore[attr-defined]
         await session.run_sync(lambda sync: UNITS.create(sync.connection()))
         await session.execute(sa.insert(UNITS).from_select(UNIT_COLUMNS, units_select(day, sql)))
@@ -136,6 +148,13 @@ async def build_snapshots(
             counts[level] = int(result.rowcount)  # type: ignore[attr-defined]
         await session.run_sync(lambda sync: UNITS.drop(sync.connection()))
         await _check_totals(session, day)
+        if before is not None and (wrong := await live.disagreeing_users(session, day)):
+            raise AggregationConflict(
+                "snapshots rebuilt from the raw logs disagree with the day's live counters",
+                date=day.isoformat(),
+                users=wrong,
+            )
+        await live.mark_current(session, day)
         await session.execute(
             sa.update(BUILDS)
             .where(BUILDS.c.day == day)

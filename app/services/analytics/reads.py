@@ -1,7 +1,10 @@
 """KPIs (§4.1-4.4), rankings (§4.5) and aggregate reads (§3.5), inside the caller's scope.
 
-Every read comes from the aggregates, checked against the snapshots they came
-from (E_AGG_CONFLICT) - never from the raw logs.
+A built (final) day reads the aggregates, checked against the snapshots they came
+from (E_AGG_CONFLICT). A day not built yet (today, or a day with live counters)
+reads the live per-path sums the deriver maintains (``live``), marked provisional
+(``final: false``, ``asOf`` the deriver's latest fold). Never the raw logs (P-05).
+A built day that received records after its build is ``stale`` until rebuilt.
 
 Scope policy:
 - Rows are keyed by the unit's whole path, and every read filters on the path
@@ -20,9 +23,11 @@ Scope policy:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import asyncio
+from collections import defaultdict
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -35,7 +40,9 @@ from app.services.analytics.check import verify_aggregates, verify_rates
 from app.services.analytics.rules import Counters, Level, RankBy, Versions
 from app.services.analytics.tables import AGGREGATES, BUILDS
 from app.validation import check_id
-from persistence.models import AGGREGATE_MODELS, AggregateRow
+from persistence.db import Database
+from persistence.models import AGGREGATE_MODELS, LIVE_DAY, LIVE_PATH_DAY, LIVE_STATE, AggregateRow
+from persistence.models.live import VERSIONS
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +54,9 @@ class KpiReport:
     scope: ScopeFilter  # the unit and its parents
     counters: Counters
     versions: Versions
+    final: bool = True  # False: live counters, until buildSnapshots finalises the day
+    stale: bool = False  # a final day that received records after its build
+    as_of: datetime | None = None  # built at, or the deriver's latest fold
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +64,82 @@ class RankedUnit:
     rank: int | None  # None: no value to rank on (zero denominator)
     value: float | None
     row: AggregateRow
+    final: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class AggregateReport:
+    rows: Sequence[AggregateRow]
+    provisional: frozenset[date]  # days read from the live counters (not built yet)
+
+
+@dataclass(frozen=True, slots=True)
+class DayStatus:
+    final: bool
+    stale: bool
+    as_of: datetime | None
+
+
+def _utc(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    moment: datetime = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+async def day_status(session: AsyncSession, day: date) -> DayStatus:
+    """Final (built), or provisional (today, or a day with live counters); else NOT_FOUND."""
+    built = await session.scalar(sa.select(BUILDS.c.built_at).where(BUILDS.c.day == day))
+    live = (await session.execute(sa.select(LIVE_DAY.c.stale).where(LIVE_DAY.c.day == day))).first()
+    if built is not None:
+        return DayStatus(final=True, stale=bool(live and live.stale), as_of=_utc(built))
+    if live is None and day != datetime.now(UTC).date():
+        raise NotFound(
+            f"snapshots for {day.isoformat()} have not been built yet (buildSnapshots), "
+            "and no live counters hold it"
+        )
+    folded = await session.scalar(sa.select(LIVE_STATE.c.folded_at).where(LIVE_STATE.c.name == "deriver"))
+    return DayStatus(final=False, stale=False, as_of=_utc(folded))
+
+
+async def _live_rows(
+    session: AsyncSession, level: Level, day_from: date, day_to: date, pins: Mapping[str, str]
+) -> list[AggregateRow]:
+    """Rows shaped as ``level``'s aggregates, summed from the live per-path sums of days not
+    built yet (the same sums, versions and rates a build would store from its snapshots)."""
+    p = LIVE_PATH_DAY.c
+    as_of = _utc(
+        await session.scalar(sa.select(LIVE_STATE.c.folded_at).where(LIVE_STATE.c.name == "deriver"))
+    ) or datetime.now(UTC)
+    query = sa.select(LIVE_PATH_DAY).where(
+        p.day.between(day_from, day_to),
+        p.day.not_in(sa.select(BUILDS.c.day)),
+        *(p[f"{name}_id"] == value for name, value in pins.items()),
+    )
+    path = [name.column for name in (*level.parents, level)]
+    groups: defaultdict[tuple[Any, ...], list[Any]] = defaultdict(list)
+    for row in (await session.execute(query)).all():
+        groups[(row.day, *(getattr(row, column) for column in path))].append(row)
+    made: list[AggregateRow] = []
+    for (day, *ids), rows in groups.items():
+        counters = sum((Counters.of(row) for row in rows), Counters())
+        latest = max(rows, key=lambda row: (_utc(row.latest_at), row.latest_user))
+        made.append(
+            _model(level)(
+                day=day,
+                **dict(zip(path, ids, strict=True)),
+                **{name: getattr(counters, name) for name in Counters.names()},
+                module_completion_rate=counters.module_completion_rate,
+                quiz_pass_rate=counters.quiz_pass_rate,
+                avg_upsell_success_rate=counters.upsell_success_rate,
+                avg_xp_total=counters.avg_xp_total,
+                **{name: getattr(latest, name) for name in VERSIONS},
+                latest_at=_utc(latest.latest_at) or as_of,
+                built_at=as_of,
+            )
+        )
+    made.sort(key=lambda row: (row.day, getattr(row, level.column), *(getattr(row, c) for c in path)))
+    return made
 
 
 def versions_of(row: AggregateRow) -> Versions:
@@ -73,11 +159,6 @@ def _model(level: Level) -> type[AggregateRow]:
 def _where_pins(level: Level, pins: Mapping[str, str]) -> list[Any]:
     table = AGGREGATES[level]
     return [table.c[f"{name}_id"] == value for name, value in pins.items()]
-
-
-async def _ensure_built(session: AsyncSession, day: date) -> None:
-    if await session.scalar(sa.select(BUILDS.c.day).where(BUILDS.c.day == day)) is None:
-        raise NotFound(f"snapshots for {day.isoformat()} have not been built yet (buildSnapshots)")
 
 
 async def _rows(
@@ -139,19 +220,23 @@ async def kpis(
     pins = narrow(principal, requested).pinned()
     for value in pins.values():
         check_id("scope", value)
-    await _ensure_built(session, day)
+    status = await day_status(session, day)
     if not pins:
-        return await _organisation_kpis(session, day)
+        return await _organisation_kpis(session, day, status)
     level = Level(max(pins, key=LEVELS.index))
     unit_id = pins[level.value]
     table = AGGREGATES[level]
-    rows = await _rows(session, level, table.c.day == day, *_where_pins(level, pins))
+    if status.final:
+        rows = await _rows(session, level, table.c.day == day, *_where_pins(level, pins))
+    else:
+        rows = await _live_rows(session, level, day, day, pins)
     if rows:
         where = _shared_scope(level, rows)
     else:  # no activity that day: zeros, once the unit is known to be the caller's to ask for
         placed = await _place(session, principal, level, unit_id, pins)
         where = scope_of(level, placed) if placed else ScopeFilter(**{f"{k}_id": v for k, v in pins.items()})
-    await verify_aggregates(session, [level], day, day, pins)
+    if status.final:
+        await verify_aggregates(session, [level], day, day, pins)
     verify_rates(level, rows)
     # a unit under two parents that day: the versions of the row with the latest record
     latest = max(
@@ -163,14 +248,20 @@ async def kpis(
         scope=where,
         counters=sum((Counters.of(row) for row in rows), Counters()),
         versions=versions_of(latest) if latest is not None else Versions(),
+        final=status.final,
+        stale=status.stale,
+        as_of=status.as_of,
     )
 
 
-async def _organisation_kpis(session: AsyncSession, day: date) -> KpiReport:
+async def _organisation_kpis(session: AsyncSession, day: date, status: DayStatus) -> KpiReport:
     """The whole organisation (admin, no filter): the regions summed; the versions of the
     region whose latest record is the latest (as a unit's versions are chosen)."""
-    rows = await _rows(session, Level.REGION, AGGREGATES[Level.REGION].c.day == day)
-    await verify_aggregates(session, [Level.REGION], day, day, {})
+    if status.final:
+        rows = await _rows(session, Level.REGION, AGGREGATES[Level.REGION].c.day == day)
+        await verify_aggregates(session, [Level.REGION], day, day, {})
+    else:
+        rows = await _live_rows(session, Level.REGION, day, day, {})
     verify_rates(Level.REGION, rows)
     latest = max(rows, key=lambda row: (row.latest_at, getattr(row, Level.REGION.column)), default=None)
     return KpiReport(
@@ -179,6 +270,9 @@ async def _organisation_kpis(session: AsyncSession, day: date) -> KpiReport:
         scope=ScopeFilter(),
         counters=sum((Counters.of(row) for row in rows), Counters()),
         versions=versions_of(latest) if latest is not None else Versions(),
+        final=status.final,
+        stale=status.stale,
+        as_of=status.as_of,
     )
 
 
@@ -188,10 +282,13 @@ async def ranking(
     """§4.5: units at ``level`` in the caller's node, best first; equal values share a rank
     (1, 2, 2, 4), units with no value (zero denominator) come last, unranked."""
     _ensure_level_visible(principal, level)
-    await _ensure_built(session, day)
+    status = await day_status(session, day)
     bound = principal_bound(principal).pinned()
-    rows = await _rows(session, level, AGGREGATES[level].c.day == day, *_where_pins(level, bound))
-    await verify_aggregates(session, [level], day, day, bound)
+    if status.final:
+        rows = await _rows(session, level, AGGREGATES[level].c.day == day, *_where_pins(level, bound))
+        await verify_aggregates(session, [level], day, day, bound)
+    else:
+        rows = await _live_rows(session, level, day, day, bound)
     verify_rates(level, rows)
     keyed = sorted(
         ((getattr(row, by.value), row) for row in rows),
@@ -205,7 +302,7 @@ async def ranking(
             rank = ranked[-1].rank
         else:
             rank = position
-        ranked.append(RankedUnit(rank=rank, value=value, row=row))
+        ranked.append(RankedUnit(rank=rank, value=value, row=row, final=status.final))
     return ranked
 
 
@@ -219,7 +316,7 @@ async def aggregates(
     *,
     max_days: int,
     max_rows: int,
-) -> Sequence[AggregateRow]:
+) -> AggregateReport:
     """§3.5 rows of one level over a date range (inclusive), by day then unit id."""
     _ensure_level_visible(principal, level)
     if day_from > day_to:
@@ -236,10 +333,54 @@ async def aggregates(
     rows = await _rows(
         session, level, table.c.day.between(day_from, day_to), *_where_pins(level, pins), limit=max_rows + 1
     )
+    live = await _live_rows(session, level, day_from, day_to, pins)
+    rows = sorted(
+        [*rows, *live],
+        key=lambda row: (
+            row.day,
+            getattr(row, level.column),
+            *(getattr(row, p.column) for p in level.parents),
+        ),
+    )
     if len(rows) > max_rows:
         raise SchemaMismatch(
             f"more than {max_rows} aggregate rows: narrow the dates or pass scopeId", field="from"
         )
     await verify_aggregates(session, [level], day_from, day_to, pins)
     verify_rates(level, rows)
-    return rows
+    return AggregateReport(rows=rows, provisional=frozenset(row.day for row in live))
+
+
+def _figures(report: KpiReport) -> tuple[Any, ...]:
+    return (report.day, report.scope, report.counters, report.versions, report.final, report.stale)
+
+
+async def kpis_updates(
+    db: Database,
+    principal: Principal,
+    requested: ScopeFilter | None,
+    wakeups: asyncio.Queue[None],
+    min_interval: float = 1.0,
+) -> AsyncIterator[KpiReport]:
+    """kpisUpdated: today's KPIs for the caller's unit now, then again whenever they change.
+
+    ``wakeups`` are the deriver's folds (any scope, any worker): each one reads the figures
+    afresh through ``kpis`` (scope checked again every time) and sends them only if they
+    changed. At most one update per ``min_interval``: wake-ups in between are coalesced
+    into the next read."""
+    loop = asyncio.get_running_loop()
+    async with db.session() as session:
+        last = await kpis(session, principal, datetime.now(UTC).date(), requested)
+    yield last
+    sent = loop.time()
+    while True:
+        await wakeups.get()
+        await asyncio.sleep(max(0.0, min_interval - (loop.time() - sent)))
+        while not wakeups.empty():  # everything that arrived meanwhile: one read
+            wakeups.get_nowait()
+        async with db.session() as session:
+            report = await kpis(session, principal, datetime.now(UTC).date(), requested)
+        if _figures(report) != _figures(last):
+            last = report
+            yield report
+            sent = loop.time()

@@ -1,0 +1,809 @@
+"""The live deriver: newly committed raw records -> per-(user, day) counters -> per-path sums.
+
+A *fold* is one transaction:
+
+1. it takes the deriver's lock (PostgreSQL: a transaction advisory lock, then the
+   ``live_state`` row FOR UPDATE; SQLite: its first statement writes ``live_state``,
+   which takes the database's single write lock), so one fold runs at a time across
+   every process; a process that dies mid-fold rolls back and frees the lock;
+2. it reads the watermark of the previous fold and takes a new one;
+3. it folds the records committed in between, set-based: one
+   ``INSERT ... SELECT ... GROUP BY ... ON CONFLICT DO UPDATE`` into ``live_user_day``,
+   one insert of the day's badges, and the touched scope paths of ``live_path_day``
+   summed again from ``live_user_day`` (never from the raw logs);
+4. it stores the new watermark, and commits: counters and watermark together, so each
+   record is applied exactly once, whoever folds next.
+
+Watermarks. SQLite has one writer: a record's ``seq`` order is commit order, and a fold
+holding the write lock sees every record below the current maximum committed. PostgreSQL
+assigns ``seq`` at INSERT, so a lower seq may commit after a higher one. There every raw
+row carries its inserting transaction's id (``txid``, a column default), and the
+watermark is a ``pg_current_snapshot()``: a fold applies exactly the rows whose
+transaction is visible in its snapshot and was not in the previous one. Visibility only
+grows, so a transaction that commits late is applied by the first fold that sees it,
+and never twice; a transaction still in progress holds nobody back.
+
+Days. ``live_day`` records per UTC day the quiz pass threshold its counters use. A record
+for a day already built (``snapshot_build``) marks that day stale: its KPIs say so until
+``buildSnapshots(date, rebuild: true)``.
+
+The quiz pass threshold (a setting): the counters of a day that is not built are counted
+again from that day's already folded records when a deriver runs with another threshold
+(at its next fold). A built day keeps the threshold it was built with, in its snapshots
+and its counters; a late record for it is counted with that same threshold. Only
+``rebuild: true`` recounts it with the current one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.services.analytics.rules import (
+    BADGE_PREFIX,
+    LOGIN,
+    MODULE_COMPLETE,
+    MODULE_START,
+    QUIZ,
+    REWARD_CLAIM,
+    SALESLAB,
+)
+from app.services.analytics.statements import (
+    EVENT_SOURCE,
+    INTERACTION_SOURCE,
+    SESSION_SOURCE,
+    Dialect,
+)
+from app.services.analytics.tables import BUILDS, EVENTS, INTERACTIONS, SESSIONS, SNAPSHOTS, count_if
+from persistence.db import Database
+from persistence.models.live import (
+    LIVE_DAY,
+    LIVE_PATH_DAY,
+    LIVE_STATE,
+    LIVE_USER_BADGE,
+    LIVE_USER_DAY,
+    PATH_COUNTERS,
+    SCOPE,
+    USER_COUNTERS,
+    VERSIONS,
+)
+
+log = logging.getLogger("trainer_console.analytics.live")
+
+STATE = "deriver"
+# The broker topic a fold that changed counters publishes (kpisUpdated listens to it).
+KPIS_TOPIC = "kpis"
+# pg_advisory_xact_lock key of the deriver ("LIVE" in ASCII).
+LOCK_KEY = 0x4C495645
+# (log, its time column, source, its watermark column in live_state)
+LOGS = (
+    (EVENTS, EVENTS.c.ts, EVENT_SOURCE, "event_seq"),
+    (INTERACTIONS, INTERACTIONS.c.ts, INTERACTION_SOURCE, "interaction_seq"),
+    (SESSIONS, SESSIONS.c.end_time, SESSION_SOURCE, "session_seq"),
+)
+
+_latest_lag: float | None = None
+
+
+def latest_lag_seconds() -> float | None:
+    """The lag of this process's latest fold: from the oldest record it applied being received
+    (its ingest transaction, just before COMMIT) to the fold's COMMIT. None before any fold."""
+    return _latest_lag
+
+
+@dataclass(frozen=True, slots=True)
+class Watermark:
+    """What a fold has applied: a PostgreSQL snapshot, or the last seq of each log (SQLite)."""
+
+    xmin: int = 0
+    xmax: int = 0
+    xip: tuple[int, ...] = ()
+    seqs: dict[str, int] = field(default_factory=dict)
+    empty: bool = True  # nothing folded yet (PostgreSQL)
+
+    @classmethod
+    def parse(cls, text: str | None) -> Watermark:
+        if not text:
+            return cls()
+        xmin, xmax, xip = text.split(":")
+        return cls(int(xmin), int(xmax), tuple(int(x) for x in xip.split(",") if x), empty=False)
+
+    def text(self) -> str:
+        return f"{self.xmin}:{self.xmax}:{','.join(str(x) for x in self.xip)}"
+
+    def sees(self, table: sa.Table, column: str) -> sa.ColumnElement[bool]:
+        """The rows of ``table`` this watermark has applied."""
+        if self.seqs:
+            return table.c.seq <= self.seqs[column]
+        txid = table.c.txid
+        if self.empty:
+            return txid.is_(None)
+        return sa.or_(txid.is_(None), sa.and_(txid < self.xmax, txid.not_in(self.xip)))
+
+    def since(self, previous: Watermark, table: sa.Table, column: str) -> sa.ColumnElement[bool]:
+        """The rows of ``table`` this watermark sees and ``previous`` did not."""
+        if self.seqs:
+            return sa.and_(table.c.seq > previous.seqs.get(column, 0), table.c.seq <= self.seqs[column])
+        txid = table.c.txid
+        now = sa.and_(txid < self.xmax, txid.not_in(self.xip))
+        if previous.empty:
+            return sa.or_(txid.is_(None), now)
+        # below previous.xmin every transaction had ended, so was visible to ``previous``
+        new = sa.or_(txid >= previous.xmax, txid.in_(previous.xip)) if previous.xip else txid >= previous.xmax
+        return sa.and_(txid >= previous.xmin, new, now)
+
+
+@dataclass(frozen=True, slots=True)
+class Fold:
+    records: int
+    days: frozenset[date]
+    recounted: frozenset[date]
+    lag_seconds: float | None
+    folded_at: datetime
+
+
+def _insert(sql: Dialect, table: sa.Table) -> Any:
+    return (postgresql.insert if sql.postgres else sqlite.insert)(table)
+
+
+class _Temp:
+    """Temporary tables of one fold (made and dropped inside its transaction)."""
+
+    def __init__(self) -> None:
+        meta = sa.MetaData()
+        self.users = sa.Table(
+            "live_fold_users",
+            meta,
+            sa.Column("day", sa.Date()),
+            sa.Column("user_id", sa.String(128)),
+            sa.Column("n", sa.BigInteger()),
+            sa.Column("first_received", sa.DateTime(timezone=True)),
+            prefixes=["TEMPORARY"],
+            postgresql_on_commit="DROP",
+        )
+        self.paths = sa.Table(
+            "live_fold_paths",
+            meta,
+            sa.Column("day", sa.Date()),
+            *(sa.Column(name, sa.String(128)) for name in SCOPE),
+            prefixes=["TEMPORARY"],
+            postgresql_on_commit="DROP",
+        )
+        self.meta = meta
+
+    async def create(self, session: AsyncSession) -> None:
+        await session.run_sync(lambda s: self.meta.create_all(s.connection()))
+
+    async def drop(self, session: AsyncSession) -> None:
+        await session.run_sync(lambda s: self.meta.drop_all(s.connection()))
+
+
+TEMP = _Temp()
+
+
+async def _lock(session: AsyncSession, sql: Dialect, holder: str, wait: bool) -> dict[str, Any] | None:
+    """Take the deriver's lock for this transaction and return ``live_state`` (None: busy)."""
+    state = LIVE_STATE.c
+    if sql.postgres:
+        fn = sa.func.pg_advisory_xact_lock if wait else sa.func.pg_try_advisory_xact_lock
+        got = await session.scalar(sa.select(fn(LOCK_KEY)))
+        if not wait and not got:
+            return None
+        row = (
+            (await session.execute(sa.select(LIVE_STATE).where(state.name == STATE).with_for_update()))
+            .mappings()
+            .one()
+        )
+        return dict(row)
+    await session.execute(sa.update(LIVE_STATE).where(state.name == STATE).values(holder=holder))
+    return dict((await session.execute(sa.select(LIVE_STATE).where(state.name == STATE))).mappings().one())
+
+
+async def _current(session: AsyncSession, sql: Dialect) -> Watermark:
+    if sql.postgres:
+        return Watermark.parse(await session.scalar(sa.text("SELECT pg_current_snapshot()::text")))
+    seqs = {}
+    for table, _ts, _source, column in LOGS:
+        seqs[column] = int(
+            await session.scalar(sa.select(sa.func.coalesce(sa.func.max(table.c.seq), 0))) or 0
+        )
+    return Watermark(seqs=seqs, empty=False)
+
+
+def _stored(state: dict[str, Any], sql: Dialect) -> Watermark:
+    if sql.postgres:
+        return Watermark.parse(state["pg_snapshot"])
+    return Watermark(seqs={column: int(state[column]) for *_rest, column in LOGS}, empty=False)
+
+
+def _threshold(day: Any, default: float) -> Any:
+    """The pass threshold of the record's day: the day's own once it has counters."""
+    recorded = sa.select(LIVE_DAY.c.quiz_pass_threshold).where(LIVE_DAY.c.day == day).scalar_subquery()
+    return sa.func.coalesce(recorded, sa.literal(default, sa.Float))
+
+
+def _parts(where: dict[str, Any], threshold: float, sql: Dialect) -> sa.Subquery:
+    """The new records' counters per (day, user) and log, as one UNION ALL."""
+    e, s, i = EVENTS.c, SESSIONS.c, INTERACTIONS.c
+    zero = sa.literal(0)
+    is_badge = sa.and_(
+        e.event_type == REWARD_CLAIM,
+        sa.func.substr(e.action, 1, len(BADGE_PREFIX)) == BADGE_PREFIX,
+        sa.func.length(e.action) > len(BADGE_PREFIX),
+    )
+    return sa.union_all(
+        sa.select(
+            e.day,
+            e.user_id,
+            count_if(e.event_type == LOGIN).label("logins"),
+            count_if(e.event_type == MODULE_START).label("module_started"),
+            count_if(e.event_type == MODULE_COMPLETE).label("module_completed"),
+            zero.label("quiz_completed"),
+            zero.label("quiz_passed"),
+            zero.label("saleslab_sessions"),
+            zero.label("upsell_attempts"),
+            zero.label("upsell_successes"),
+            count_if(is_badge).label("badge_claims"),
+            sa.func.sum(_xp(e, sql)).label("xp_gained"),
+        )
+        .where(where["event_seq"])
+        .group_by(e.day, e.user_id),
+        sa.select(
+            s.day,
+            s.user_id,
+            zero,
+            zero,
+            zero,
+            count_if(s.engine == QUIZ),
+            count_if(
+                sa.and_(
+                    s.engine == QUIZ,
+                    sa.func.coalesce(
+                        sa.cast(s.correct_answers, sa.Float) / sa.func.nullif(s.turn_count, 0)
+                        >= _threshold(s.day, threshold),
+                        False,
+                    ),
+                )
+            ),
+            count_if(s.engine == SALESLAB),
+            count_if(sa.and_(s.engine == SALESLAB, sa.func.coalesce(s.upsell_attempts, 0) > 0)),
+            count_if(sa.and_(s.engine == SALESLAB, sa.func.coalesce(s.upsell_success, False))),
+            zero,
+            zero,
+        )
+        .where(where["session_seq"])
+        .group_by(s.day, s.user_id),
+        sa.select(i.day, i.user_id, *([zero] * 10))
+        .where(where["interaction_seq"])
+        .group_by(i.day, i.user_id),
+    ).subquery("parts")
+
+
+def _xp(e: Any, sql: Dialect) -> Any:
+    return sa.case(
+        (
+            sa.and_(e.event_type == REWARD_CLAIM, sql.is_xp_action(e.action)),
+            sa.cast(sa.func.substr(e.action, 4), sa.BigInteger),
+        ),
+        else_=0,
+    )
+
+
+def _latest(where: dict[str, Any], sql: Dialect) -> sa.Subquery:
+    """Per (day, user), the latest new record: time, then log (events win), then lowest seq."""
+    candidates = sa.union_all(
+        *(
+            sa.select(
+                table.c.day,
+                table.c.user_id,
+                ts.label("latest_at"),
+                sa.literal(source).label("latest_source"),
+                table.c.seq.label("latest_seq"),
+                *(table.c[name] for name in (*VERSIONS, *SCOPE)),
+            ).where(where[column])
+            for table, ts, source, column in LOGS
+        )
+    ).subquery("candidates")
+    c = candidates.c
+    ranked = sa.select(
+        candidates,
+        sa.func.row_number()
+        .over(
+            partition_by=(c.day, c.user_id),
+            order_by=(c.latest_at.desc(), c.latest_source.desc(), c.latest_seq),
+        )
+        .label("rn"),
+    ).subquery("ranked")
+    return sa.select(ranked).where(ranked.c.rn == 1).subquery("latest")
+
+
+def _xp_base(user_id: Any, day: Any) -> Any:
+    q = SNAPSHOTS.alias("base")
+    prev = (
+        sa.select(q.c.xp_total)
+        .where(q.c.user_id == user_id, q.c.day < day)
+        .order_by(q.c.day.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    return sa.func.coalesce(prev, 0)
+
+
+async def _apply(session: AsyncSession, sql: Dialect, where: dict[str, Any], threshold: float) -> None:
+    """Fold the records ``where`` selects (per log) into the counters and the touched paths."""
+    u = LIVE_USER_DAY.c
+    fold_users = TEMP.users.c
+    # the (day, user)s touched, with how many records and the oldest receive time
+    touched = sa.union_all(
+        *(
+            sa.select(t.c.day, t.c.user_id, t.c.received_at).where(where[column])
+            for t, _ts, _source, column in LOGS
+        )
+    ).subquery("touched")
+    await session.execute(
+        sa.insert(TEMP.users).from_select(
+            ["day", "user_id", "n", "first_received"],
+            sa.select(
+                touched.c.day, touched.c.user_id, sa.func.count(), sa.func.min(touched.c.received_at)
+            ).group_by(touched.c.day, touched.c.user_id),
+        )
+    )
+    # the paths those users were on before this fold
+    await _touched_paths(session)
+    # the days, before their sessions are counted with the day's threshold
+    now = datetime.now(UTC)
+    days = (
+        sa.select(
+            fold_users.day,
+            sa.literal(threshold, sa.Float),
+            sa.false(),
+            sa.literal(now, sa.DateTime(timezone=True)),
+        )
+        .where(sa.true())  # SQLite: "SELECT ... FROM t ON CONFLICT" would parse as a join
+        .distinct()
+    )
+    await session.execute(
+        _insert(sql, LIVE_DAY)
+        .from_select(["day", "quiz_pass_threshold", "stale", "changed_at"], days)
+        .on_conflict_do_nothing(index_elements=["day"])
+    )
+    # a record for a built day: the day is stale until rebuilt
+    await session.execute(
+        sa.update(LIVE_DAY)
+        .where(
+            LIVE_DAY.c.day.in_(sa.select(fold_users.day)),
+            LIVE_DAY.c.day.in_(sa.select(BUILDS.c.day)),
+        )
+        .values(stale=True, changed_at=now)
+    )
+    parts = _parts(where, threshold, sql)
+    p = parts.c
+    counters = (*USER_COUNTERS, "xp_gained")
+    sums = (
+        sa.select(p.day, p.user_id, *(sa.func.sum(p[name]).label(name) for name in counters))
+        .group_by(p.day, p.user_id)
+        .subquery("sums")
+    )
+    latest = _latest(where, sql)
+    lt = latest.c
+    select = sa.select(
+        sums.c.day,
+        sums.c.user_id,
+        *(sums.c[name] for name in counters),
+        _xp_base(sums.c.user_id, sums.c.day),
+        lt.latest_at,
+        lt.latest_source,
+        lt.latest_seq,
+        *(lt[name] for name in (*VERSIONS, *SCOPE)),
+    ).select_from(sums.join(latest, sa.and_(lt.day == sums.c.day, lt.user_id == sums.c.user_id)))
+    columns = [
+        "day",
+        "user_id",
+        *counters,
+        "xp_base",
+        "latest_at",
+        "latest_source",
+        "latest_seq",
+        *VERSIONS,
+        *SCOPE,
+    ]
+    statement = _insert(sql, LIVE_USER_DAY).from_select(columns, select.where(sa.true()))
+    ex = statement.excluded
+    newer = sa.or_(
+        ex.latest_at > u.latest_at,
+        sa.and_(
+            ex.latest_at == u.latest_at,
+            sa.or_(
+                ex.latest_source > u.latest_source,
+                sa.and_(ex.latest_source == u.latest_source, ex.latest_seq < u.latest_seq),
+            ),
+        ),
+    )
+    updates: dict[str, Any] = {name: u[name] + ex[name] for name in counters}
+    updates["xp_base"] = ex.xp_base
+    for name in ("latest_at", "latest_source", "latest_seq", *VERSIONS, *SCOPE):
+        updates[name] = sa.case((newer, ex[name]), else_=u[name])
+    await session.execute(statement.on_conflict_do_update(index_elements=["day", "user_id"], set_=updates))
+    # the day's badges
+    e = EVENTS.c
+    badges = (
+        sa.select(e.day, e.user_id, sa.func.substr(e.action, len(BADGE_PREFIX) + 1))
+        .where(
+            where["event_seq"],
+            e.event_type == REWARD_CLAIM,
+            sa.func.substr(e.action, 1, len(BADGE_PREFIX)) == BADGE_PREFIX,
+            sa.func.length(e.action) > len(BADGE_PREFIX),
+        )
+        .distinct()
+    )
+    await session.execute(
+        _insert(sql, LIVE_USER_BADGE)
+        .from_select(["day", "user_id", "badge"], badges.where(sa.true()))
+        .on_conflict_do_nothing()
+    )
+    # and the paths they are on now; then those paths summed again from the counters
+    await _touched_paths(session)
+    await _resum_paths(session, sql)
+
+
+async def _touched_paths(session: AsyncSession) -> None:
+    u, f = LIVE_USER_DAY.c, TEMP.users.c
+    await session.execute(
+        sa.insert(TEMP.paths).from_select(
+            ["day", *SCOPE],
+            sa.select(u.day, *(u[name] for name in SCOPE))
+            .where(sa.exists().where(f.day == u.day, f.user_id == u.user_id))
+            .distinct(),
+        )
+    )
+
+
+def _on_touched_path(day: Any, scope: dict[str, Any]) -> Any:
+    t = TEMP.paths.c
+    return sa.exists().where(t.day == day, *(t[name] == scope[name] for name in SCOPE))
+
+
+async def _resum_paths(session: AsyncSession, sql: Dialect) -> None:
+    """Every touched (day, path) of live_path_day, summed again from its users' counters."""
+    p, u = LIVE_PATH_DAY.c, LIVE_USER_DAY.c
+    await session.execute(sa.delete(LIVE_PATH_DAY).where(_on_touched_path(p.day, {n: p[n] for n in SCOPE})))
+    on_path = _on_touched_path(u.day, {n: u[n] for n in SCOPE})
+    keys = (u.day, *(u[name] for name in SCOPE))
+    user = u.user_id.collate("C") if sql.postgres else u.user_id
+    ranked = (
+        sa.select(
+            *keys,
+            u.user_id,
+            u.latest_at,
+            *(u[name] for name in VERSIONS),
+            sa.func.row_number()
+            .over(partition_by=keys, order_by=(u.latest_at.desc(), user.desc()))
+            .label("rn"),
+        )
+        .where(on_path)
+        .subquery("ranked")
+    )
+    values = {
+        "users": sa.func.count(),
+        "active_users": count_if(u.logins > 0),
+        **{
+            name: sa.func.sum(u[name])
+            for name in PATH_COUNTERS
+            if name not in ("users", "active_users", "xp_total_sum")
+        },
+        "xp_total_sum": sa.func.sum(u.xp_base + u.xp_gained),
+    }
+    sums = (
+        sa.select(*keys, *(value.label(name) for name, value in values.items()))
+        .where(on_path)
+        .group_by(*keys)
+        .subquery("sums")
+    )
+    r = ranked.c
+    joined = sums.join(
+        ranked, sa.and_(r.rn == 1, r.day == sums.c.day, *(r[name] == sums.c[name] for name in SCOPE))
+    )
+    select = sa.select(
+        sums.c.day,
+        *(sums.c[name] for name in SCOPE),
+        *(sums.c[name] for name in PATH_COUNTERS),
+        r.latest_at,
+        r.user_id,
+        *(r[name] for name in VERSIONS),
+    ).select_from(joined)
+    columns = ["day", *SCOPE, *PATH_COUNTERS, "latest_at", "latest_user", *VERSIONS]
+    await session.execute(sa.insert(LIVE_PATH_DAY).from_select(columns, select))
+
+
+async def _recount(
+    session: AsyncSession, sql: Dialect, days: Iterable[date], seen: Watermark, threshold: float
+) -> None:
+    """Count these days again from their folded records (another pass threshold)."""
+    days = list(days)
+    if not days:
+        return
+    for table in (LIVE_USER_BADGE, LIVE_PATH_DAY, LIVE_USER_DAY):
+        await session.execute(sa.delete(table).where(table.c.day.in_(days)))
+    await session.execute(
+        sa.update(LIVE_DAY).where(LIVE_DAY.c.day.in_(days)).values(quiz_pass_threshold=threshold)
+    )
+    where = {
+        column: sa.and_(table.c.day.in_(days), seen.sees(table, column)) for table, _ts, _s, column in LOGS
+    }
+    await _in_temp(session, lambda: _apply(session, sql, where, threshold))
+
+
+async def _in_temp(session: AsyncSession, work: Callable[[], Any]) -> None:
+    await TEMP.create(session)
+    try:
+        await work()
+    finally:
+        await TEMP.drop(session)
+
+
+async def fold(
+    session: AsyncSession, *, threshold: float, holder: str, wait: bool = False, recount: Iterable[date] = ()
+) -> Fold | None:
+    """One fold inside the caller's transaction (which must commit or roll back as a whole).
+
+    None: another fold holds the lock (only when not ``wait``). ``recount``: days to count
+    again from their folded records, beside those whose threshold is not ``threshold``.
+    """
+    sql = Dialect(session.get_bind().dialect.name)
+    state = await _lock(session, sql, holder, wait)
+    if state is None:
+        return None
+    previous = _stored(state, sql)
+    now = await _current(session, sql)
+    # days not built whose counters use another threshold: counted again with this one
+    other = (
+        await session.scalars(
+            sa.select(LIVE_DAY.c.day).where(
+                LIVE_DAY.c.quiz_pass_threshold != threshold, LIVE_DAY.c.day.not_in(sa.select(BUILDS.c.day))
+            )
+        )
+    ).all()
+    recounted = frozenset({*other, *recount})
+    if not previous.empty or not sql.postgres:
+        await _recount(session, sql, sorted(recounted), previous, threshold)
+    where = {column: now.since(previous, table, column) for table, _ts, _s, column in LOGS}
+    records, days, first = 0, frozenset[date](), None
+
+    async def work() -> None:
+        nonlocal records, days, first
+        await _apply(session, sql, where, threshold)
+        f = TEMP.users.c
+        rows = (
+            await session.execute(
+                sa.select(f.day, sa.func.sum(f.n), sa.func.min(f.first_received)).group_by(f.day)
+            )
+        ).all()
+        records = sum(int(n) for _d, n, _r in rows)
+        days = frozenset(d if isinstance(d, date) else date.fromisoformat(str(d)) for d, _n, _r in rows)
+        receipts = [r for _d, _n, r in rows if r is not None]
+        first = min(receipts) if receipts else None
+
+    await _in_temp(session, work)
+    folded_at = datetime.now(UTC)
+    values: dict[str, Any] = {
+        "records": LIVE_STATE.c.records + records,
+        "folds": LIVE_STATE.c.folds + 1,
+        "folded_at": folded_at,
+        "holder": holder,
+    }
+    if sql.postgres:
+        values["pg_snapshot"] = now.text()
+    else:
+        values.update(now.seqs)
+    await session.execute(sa.update(LIVE_STATE).where(LIVE_STATE.c.name == STATE).values(**values))
+    lag = None
+    if first is not None:
+        if isinstance(first, str):
+            first = datetime.fromisoformat(first)
+        if first.tzinfo is None:
+            first = first.replace(tzinfo=UTC)
+        lag = max(0.0, (folded_at - first).total_seconds())
+    return Fold(records=records, days=days, recounted=recounted, lag_seconds=lag, folded_at=folded_at)
+
+
+async def pending(session: AsyncSession, threshold: float) -> bool:
+    """Is there anything to fold (new records, or days to count again)? Reads only, takes no
+    lock: an idle deriver costs a few index probes per poll, and writes nothing."""
+    sql = Dialect(session.get_bind().dialect.name)
+    state = (await session.execute(sa.select(LIVE_STATE).where(LIVE_STATE.c.name == STATE))).mappings().one()
+    previous = _stored(dict(state), sql)
+    now = await _current(session, sql)
+    checks = [sa.exists().where(now.since(previous, table, column)) for table, _ts, _source, column in LOGS]
+    checks.append(
+        sa.exists().where(
+            LIVE_DAY.c.quiz_pass_threshold != threshold, LIVE_DAY.c.day.not_in(sa.select(BUILDS.c.day))
+        )
+    )
+    return bool(await session.scalar(sa.select(sa.or_(*checks))))
+
+
+async def fold_now(
+    db: Database, *, threshold: float, holder: str | None = None, wait: bool = True
+) -> Fold | None:
+    """One fold in its own transaction, if there is anything to fold (None: nothing, or
+    another fold holds the lock and ``wait`` is false)."""
+    global _latest_lag
+    async with db.session() as session:
+        if not await pending(session, threshold):
+            return None
+    async with db.transaction() as session:
+        result = await fold(session, threshold=threshold, holder=holder or default_holder(), wait=wait)
+    if result is not None and result.lag_seconds is not None:
+        _latest_lag = result.lag_seconds
+    return result
+
+
+def default_holder() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class LiveDeriver:
+    """The background loop of one app: folds every ``interval`` seconds, off the request path.
+
+    Every process runs one; the lock lets one fold at a time, so one of them does the work
+    and another takes over at its next poll if that one dies. ``lag_seconds``: the lag of
+    this deriver's latest fold that applied records (see ``latest_lag_seconds``).
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        threshold: float,
+        interval: float,
+        on_change: Callable[[Fold], None] | None = None,
+    ) -> None:
+        self.db = db
+        self.threshold = threshold
+        self.interval = interval
+        self.on_change = on_change
+        self.holder = default_holder()
+        self.lag_seconds: float | None = None
+        self.folds = 0
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+
+    async def fold_once(self, wait: bool = False) -> Fold | None:
+        result = await fold_now(self.db, threshold=self.threshold, holder=self.holder, wait=wait)
+        if result is not None:
+            self.folds += 1
+            if result.lag_seconds is not None:
+                self.lag_seconds = result.lag_seconds
+            if (result.records or result.recounted) and self.on_change is not None:
+                self.on_change(result)
+        return result
+
+    async def _run(self) -> None:
+        while not self._stopping.is_set():
+            started = time.monotonic()
+            try:
+                await self.fold_once()
+            except Exception:  # a failed fold changed nothing (rolled back): try again next time
+                log.exception("live fold failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self._stopping.wait(), max(0.0, self.interval - (time.monotonic() - started))
+                )
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="live-deriver")
+
+    async def stop(self) -> None:
+        """Let the fold in progress finish (a cancelled one would roll back anyway), then end."""
+        task, self._task = self._task, None
+        if task is None:
+            return
+        self._stopping.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(task), 10)
+        except TimeoutError:
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+
+
+async def day_threshold(session: AsyncSession, day: date) -> float | None:
+    """The pass threshold the day's counters use (None: no counters for the day)."""
+    found = await session.scalar(sa.select(LIVE_DAY.c.quiz_pass_threshold).where(LIVE_DAY.c.day == day))
+    return None if found is None else float(found)
+
+
+async def fold_for_build(session: AsyncSession, day: date, threshold: float) -> None:
+    """Inside a build's transaction: fold everything committed so far (waiting for the lock,
+    which the build then holds to its end), counting the day again if its counters use
+    another pass threshold."""
+    recount = [day] if await day_threshold(session, day) not in (None, threshold) else []
+    await fold(session, threshold=threshold, holder=default_holder(), wait=True, recount=recount)
+
+
+async def mark_current(session: AsyncSession, day: date) -> None:
+    """The day's snapshots now agree with its counters."""
+    await session.execute(
+        sa.update(LIVE_DAY).where(LIVE_DAY.c.day == day).values(stale=False, changed_at=datetime.now(UTC))
+    )
+
+
+def snapshots_from_counters(day: date, sql: Dialect) -> sa.Select[Any]:
+    """One snapshot row per user with counters that day, in snapshot_daily_user column order:
+    the day's counters, plus the cumulative xpTotal and badgesOwned of the user's previous
+    snapshot (one index probe per user), never a raw log."""
+    u = LIVE_USER_DAY.c
+    b = LIVE_USER_BADGE.c
+    users = sa.select(LIVE_USER_DAY, *sql.previous_day(u.user_id, day)).where(u.day == day).subquery("users")
+    c = users.c
+    joined, prev = sql.previous(users, users, day)
+    prev_badges = sa.func.coalesce(prev.c.badges_owned, sa.literal([], sa.JSON))
+    today = sa.select(sql.json_agg(b.badge)).where(b.day == day, b.user_id == c.user_id).scalar_subquery()
+    return sa.select(
+        c.day,
+        c.user_id,
+        c.logins > 0,
+        c.module_started,
+        c.module_completed,
+        c.quiz_completed,
+        c.quiz_passed,
+        c.saleslab_sessions,
+        c.upsell_attempts,
+        c.upsell_successes,
+        c.xp_gained,
+        sa.func.coalesce(prev.c.xp_total, 0) + c.xp_gained,
+        sa.case((c.badge_claims > 0, sql.sorted_union(prev_badges, sql.json(today))), else_=prev_badges),
+        c.latest_at,
+        *(c[name] for name in (*VERSIONS, *SCOPE)),
+    ).select_from(joined)
+
+
+# What a snapshot holds of the day that its counters hold too (cumulative figures aside).
+_COMPARED = (
+    "module_started",
+    "module_completed",
+    "quiz_completed",
+    "quiz_passed",
+    "saleslab_sessions",
+    "upsell_attempts",
+    "upsell_successes",
+    "xp_gained",
+)
+
+
+async def disagreeing_users(session: AsyncSession, day: date) -> list[str]:
+    """Users whose snapshot of ``day`` differs from their counters (or exists on one side only):
+    both sides' rows in one UNION ALL, grouped on every compared column; a row alone differs."""
+    s, u = SNAPSHOTS.c, LIVE_USER_DAY.c
+    snapshot_side = sa.select(
+        s.user_id,
+        *(s[name] for name in _COMPARED),
+        sa.case((s.logged_in, 1), else_=0).label("logged_in"),
+        s.latest_at,
+        *(s[name] for name in SCOPE),
+        *(s[f"latest_{name}"].label(name) for name in VERSIONS),
+    ).where(s.day == day)
+    counter_side = sa.select(
+        u.user_id,
+        *(u[name] for name in _COMPARED),
+        sa.case((u.logins > 0, 1), else_=0),
+        u.latest_at,
+        *(u[name] for name in SCOPE),
+        *(u[name] for name in VERSIONS),
+    ).where(u.day == day)
+    both = sa.union_all(snapshot_side, counter_side).subquery("both_sides")
+    alone = sa.select(both.c.user_id).group_by(*both.c).having(sa.func.count() == 1).subquery("alone")
+    query = sa.select(alone.c.user_id).distinct().order_by(alone.c.user_id).limit(5)
+    return list((await session.scalars(query)).all())
