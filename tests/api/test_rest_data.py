@@ -177,11 +177,11 @@ async def test_kpis_read_through_both_transports_agree(rest, gql, admin):
     assert through_rest["counters"]["quizPassed"] == through_graphql["quizPassRate"]["numerator"]
 
 
-async def test_kpis_of_a_day_not_built_are_404_and_a_scope_outside_is_403(rest, admin, token):
-    # given
+async def test_kpis_of_a_day_without_records_are_404_and_a_scope_outside_is_403(rest, admin, token):
+    # given: D1 built; no record at all on the first day of 2020 (nothing built, no live counters)
     await _built(rest, admin, D1)
     # when
-    unbuilt = await rest.get(f"/operator/data/kpis?date={D2}", as_=admin)
+    unbuilt = await rest.get("/operator/data/kpis?date=2020-01-01", as_=admin)
     outside = await rest.get(
         f"/operator/data/kpis?date={D1}&branchId=b_busan", as_=token("branch", branch_id="b_seoul")
     )
