@@ -13,6 +13,7 @@ from strawberry.extensions.runner import SchemaExtensionsRunner
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext, ExecutionResult
+from strawberry.types.execution import PreExecutionError
 
 from app.errors import Unauthenticated
 from app.settings import Settings
@@ -66,7 +67,7 @@ class Schema(strawberry.Schema):
     async def stream(self, *args: Any, **kwargs: Any) -> Any:
         refused = _unauthenticated(kwargs.get("context_value"))
         if refused is not None:
-            return refused
+            return _refused_stream(refused)
         result = await super().stream(*args, **kwargs)
         if isinstance(result, ExecutionResult):
             if result.errors:
@@ -84,6 +85,11 @@ class Schema(strawberry.Schema):
     ) -> None:
         """Client mistakes are answered, not logged as server errors; our bugs are."""
         log_internal_errors(errors)
+
+
+async def _refused_stream(refused: ExecutionResult) -> AsyncGenerator[PreExecutionError, None]:
+    """What a WebSocket transport expects of ``stream`` when nothing ran: one pre-execution error."""
+    yield PreExecutionError(data=None, errors=refused.errors)
 
 
 async def _with_codes_each(results: AsyncGenerator[Any, None]) -> AsyncGenerator[Any, None]:
