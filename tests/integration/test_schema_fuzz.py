@@ -181,6 +181,7 @@ def fuzz_server(database_url: str, token: Any) -> Iterator[tuple[httpx.Client, d
         yield http, tokens
 
 
+@pytest.mark.timeout(600)  # bounded by its count; a loaded machine (the CI's twin runs) is slower
 def test_the_schema_fuzz_finds_no_server_error_and_no_error_without_a_code(fuzz_server, request):
     # given
     http, tokens = fuzz_server
