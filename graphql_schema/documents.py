@@ -37,6 +37,7 @@ from strawberry.extensions.query_depth_limiter import create_validator as depth_
 from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
 from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 
+from app.errors import SchemaMismatch
 from app.settings import Settings
 
 CACHE_SIZE = 512
@@ -127,6 +128,11 @@ class NoNulInStrings(ASTValidationRule):
     def enter_string_value(self, node: StringValueNode, *_args: object) -> None:
         if "\x00" in node.value:
             self.report_error(GraphQLError(NUL_MESSAGE, node))
+
+
+def nul_error() -> GraphQLError:
+    """The refusal of a request whose variables hold a NUL (before parsing, so without a location)."""
+    return GraphQLError(NUL_MESSAGE, extensions={"code": SchemaMismatch.code})
 
 
 def nul_in_variables(variables: dict[str, object] | None) -> bool:

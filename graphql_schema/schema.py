@@ -15,10 +15,10 @@ from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.execution import PreExecutionError
 
-from app.errors import SchemaMismatch, Unauthenticated
+from app.errors import Unauthenticated
 from app.settings import Settings
 from graphql_schema.context import Context
-from graphql_schema.documents import NUL_MESSAGE, Documents, nul_in_variables
+from graphql_schema.documents import Documents, nul_error, nul_in_variables
 from graphql_schema.errors import log_internal_errors, with_codes
 from graphql_schema.execution import FastExecutionContext
 from graphql_schema.guard import OperationGuard, SharedOperationGuard
@@ -43,8 +43,7 @@ def _refused(kwargs: dict[str, Any]) -> ExecutionResult | None:
     """A request refused before parsing: no valid token, or a NUL in its variables."""
     refused = _unauthenticated(kwargs.get("context_value"))
     if refused is None and nul_in_variables(kwargs.get("variable_values")):
-        error = GraphQLError(NUL_MESSAGE, extensions={"code": SchemaMismatch.code})
-        refused = ExecutionResult(data=None, errors=[error])
+        refused = ExecutionResult(data=None, errors=[nul_error()])
     return refused
 
 
