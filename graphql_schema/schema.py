@@ -13,12 +13,13 @@ from strawberry.extensions.runner import SchemaExtensionsRunner
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext, ExecutionResult
+from strawberry.types.execution import PreExecutionError
 
 from app import observability
 from app.errors import Unauthenticated
 from app.settings import Settings
 from graphql_schema.context import Context
-from graphql_schema.documents import Documents
+from graphql_schema.documents import Documents, nul_error, nul_in_variables
 from graphql_schema.errors import log_internal_errors, with_codes
 from graphql_schema.execution import FastExecutionContext
 from graphql_schema.guard import OperationGuard, SharedOperationGuard
@@ -37,6 +38,14 @@ Mutation = merge_types(
     "Mutation", (DirectoryMutation, LogsMutation, AnalyticsMutation, UpmMutation, OpsMutation)
 )
 Subscription = merge_types("Subscription", (UpmSubscription, AnalyticsSubscription))
+
+
+def _refused(kwargs: dict[str, Any]) -> ExecutionResult | None:
+    """A request refused before parsing: no valid token, or a NUL in its variables."""
+    refused = _unauthenticated(kwargs.get("context_value"))
+    if refused is None and nul_in_variables(kwargs.get("variable_values")):
+        refused = ExecutionResult(data=None, errors=[nul_error()])
+    return refused
 
 
 def _unauthenticated(context: object) -> ExecutionResult | None:
@@ -70,7 +79,7 @@ class Schema(strawberry.Schema):
     """Every result, over HTTP or WebSocket, carries the contract's codes (graphql_schema.errors)."""
 
     async def execute(self, *args: Any, **kwargs: Any) -> ExecutionResult:
-        refused = _unauthenticated(kwargs.get("context_value"))
+        refused = _refused(kwargs)
         if refused is not None:
             return refused
         result = await super().execute(*args, **kwargs)
@@ -79,9 +88,9 @@ class Schema(strawberry.Schema):
         return result
 
     async def stream(self, *args: Any, **kwargs: Any) -> Any:
-        refused = _unauthenticated(kwargs.get("context_value"))
+        refused = _refused(kwargs)
         if refused is not None:
-            return refused
+            return _refused_stream(refused)
         result = await super().stream(*args, **kwargs)
         if isinstance(result, ExecutionResult):
             if result.errors:
@@ -101,6 +110,11 @@ class Schema(strawberry.Schema):
         request's id."""
         context = execution_context.context if execution_context is not None else None
         log_internal_errors(errors, getattr(context, "request_id", None))
+
+
+async def _refused_stream(refused: ExecutionResult) -> AsyncGenerator[PreExecutionError, None]:
+    """What a WebSocket transport expects of ``stream`` when nothing ran: one pre-execution error."""
+    yield PreExecutionError(data=None, errors=refused.errors)
 
 
 async def _with_codes_each(results: AsyncGenerator[Any, None]) -> AsyncGenerator[Any, None]:

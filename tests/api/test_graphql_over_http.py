@@ -288,3 +288,37 @@ async def test_a_rate_limit_refusal_is_429_without_data_in_graphql_response_json
     assert error_codes(strict.json()) == ["RATE_LIMITED"]
     assert legacy.status_code == 200 and legacy.json()["data"] is None
     assert error_codes(legacy.json()) == ["RATE_LIMITED"]
+
+
+SUMMARY = "query($u: String!) { quizSummary(userId: $u) { totalQuizzes } }"
+TOGGLE = 'mutation { setFeatureToggle(key: "a\\u0000b", enabled: true) { key } }'
+LOG_EVENTS = "mutation($r: JSON!) { logEvents(recordsJson: $r) { accepted } }"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"query": '{ quizSummary(userId: "u_1\\u0000") { totalQuizzes } }'},
+        {"query": TOGGLE},
+        {"query": SUMMARY, "variables": {"u": "u_1\x00"}},
+        {"query": LOG_EVENTS, "variables": {"r": [{"eventType": "login", "payload": {"k\x00": 1}}]}},
+    ],
+)
+async def test_a_nul_in_a_string_is_a_schema_mismatch_on_every_database(client, admin, body):
+    """Found by the schema fuzz: PostgreSQL cannot store a NUL, which answered
+    INTERNAL_SERVER_ERROR there (and SQLite kept it)."""
+    # when
+    legacy = await post(client, body, admin)
+    strict = await post(client, body, admin, accept=RESPONSE_JSON)
+    # then: refused before execution, inline or through variables
+    assert legacy.status_code == 200 and legacy.json()["data"] is None
+    assert error_codes(legacy.json()) == ["E_SCHEMA_MISMATCH"]
+    assert "NUL" in legacy.json()["errors"][0]["message"]
+    assert strict.status_code == 400 and "data" not in strict.json()
+
+
+async def test_a_backslash_u_written_out_is_not_a_nul(client, admin):
+    # when: the text \u0000 (six characters), which JSON encodes as \\u0000
+    response = await post(client, {"query": SUMMARY, "variables": {"u": "u\\u0000"}}, admin)
+    # then: an ordinary (unknown, ill-formed) user id, not a NUL
+    assert "NUL" not in str(response.json())

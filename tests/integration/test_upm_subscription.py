@@ -108,3 +108,12 @@ async def test_a_subscription_ends_forbidden_when_the_user_leaves_ones_scope(ser
             codes = await next_error_codes(ws)
     # then: Busan's figures never reach Seoul
     assert codes == ["FORBIDDEN"]
+
+
+@pytest.mark.parametrize("query", [SUBSCRIBE, "subscription {", "{ __typename }"])
+async def test_a_subscription_without_a_valid_token_is_refused_before_parsing(server, query):
+    # when: connection_init carries a token that does not verify
+    async with graphql_ws(server, "not-a-jwt", query, {"u": "u_01"}) as ws:
+        codes = await next_error_codes(ws)
+    # then: the document, broken or not, is never looked at
+    assert codes == ["UNAUTHENTICATED"]
