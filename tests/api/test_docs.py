@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
-from graphql import OperationDefinitionNode, parse, validate
+from graphql import FieldNode, OperationDefinitionNode, parse, validate
 
 from app.demo import seed_demo
 from graphql_schema.schema import build_schema
@@ -42,6 +42,7 @@ def root_fields(document: str) -> set[tuple[str, str]]:
         for definition in parse(document).definitions
         if isinstance(definition, OperationDefinitionNode)
         for selection in definition.selection_set.selections
+        if isinstance(selection, FieldNode)
     }
 
 
