@@ -80,3 +80,19 @@ async def test_every_example_runs_without_errors(settings, gql, token):
             continue
         body = await gql(document, as_=token(role, **CLAIMS[role]))
         assert "errors" not in body, f"{where}: {body['errors']}"
+
+
+def test_the_docs_stand_alone_and_their_links_resolve():
+    # given
+    readme = DOCS.parent / "README.md"
+    pages = [readme, *sorted(DOCS.glob("*.md"))]
+    # when
+    links = [
+        (page, target)
+        for page in pages
+        for target in re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", page.read_text(encoding="utf-8"))
+        if "://" not in target
+    ]
+    # then: nothing points outside the repository, and every local link finds its file
+    assert [target for _, target in links if "shared" in target or target.startswith("..")] == []
+    assert [(page.name, target) for page, target in links if not (page.parent / target).exists()] == []
