@@ -294,7 +294,7 @@ class RequestTelemetry:
             if requests_log.isEnabledFor(level):
                 # A record made here and handed to the handlers: Logger.log would also walk the
                 # stack for the caller's file and line, which these lines do not show.
-                line = logging.LogRecord(requests_log.name, level, __file__, 0, "request", None, None)
+                line = logging.LogRecord(requests_log.name, level, "", 0, "request", None, None)
                 line.request_id = request_id
                 line.fields = {
                     "method": scope["method"],

@@ -16,11 +16,14 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import TEST_SECRET
-from tests.live import free_port
+from app.auth import Role, issue_token
+from tests.conftest import TEST_SECRET, make_settings
+from tests.live import free_port, graphql_ws, live_server
+from tests.upm_fixture import LOG_QUIZ, QUIZ, with_context
 
 NAMED = "query WorkersProbe { __typename me { sub } }"
 REQUESTS = 40
+SUBSCRIBE = "subscription($u: String!) { performanceUpdated(userId: $u) { quiz { totalQuizzes } } }"
 
 
 @pytest.fixture
@@ -99,3 +102,40 @@ async def test_metrics_add_up_every_workers_requests(two_workers, token):
     lines = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
     requests = [line for line in lines if line.get("logger") == "trainer_console.requests"]
     assert sorted(line["requestId"] for line in requests if line["path"] == "/graphql") == sorted(echoed)
+
+
+def _gauge(text: str, name: str) -> float:
+    return next(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name
+    )
+
+
+async def test_open_subscriptions_are_counted_while_open(database_url):
+    # given: a live server and a dashboard subscribed to a user's profile
+    with live_server(database_url) as base:
+        settings = make_settings(database_url)
+        engine = issue_token(settings, sub="quiz-engine", role=Role.ENGINE)
+        operator = issue_token(settings, sub="op", role=Role.BRANCH, branch_id="b_seoul")
+        async with httpx.AsyncClient(base_url=base) as http:
+            body = await http.post(
+                "/graphql",
+                json={"query": LOG_QUIZ, "variables": {"input": with_context(QUIZ)}},
+                headers={"Authorization": f"Bearer {engine}"},
+            )
+            assert "errors" not in body.json()
+            # when
+            async with graphql_ws(base, operator, SUBSCRIBE, {"u": "u_01"}) as ws:
+                json.loads(await asyncio.wait_for(ws.recv(), 10))  # the first profile: it is open
+                while_open = (await http.get("/metrics")).text
+            after = (await http.get("/metrics")).text
+            for _ in range(50):  # the server notices the closed connection shortly after
+                if _gauge(after, "trainer_subscriptions_open") == 0:
+                    break
+                await asyncio.sleep(0.1)
+                after = (await http.get("/metrics")).text
+    # then
+    assert _gauge(while_open, "trainer_subscriptions_open") == 1
+    assert _gauge(after, "trainer_subscriptions_open") == 0
