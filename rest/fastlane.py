@@ -61,7 +61,7 @@ class FastLane:
     async def _log(self, request: Request, kind: str, model: type[BaseModel]) -> Response:
         try:
             call, metered = await begin(
-                self.services, request.headers, policy.LOG_WRITERS, f"POST {request.url.path}"
+                self.services, request.headers, policy.LOG_WRITERS, f"POST {request.scope['path']}"
             )
         except DomainError as refused_early:
             return domain_response(refused_early)
