@@ -15,9 +15,13 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import ValidationError
+from starlette.datastructures import Headers
 
 from app.auth import Principal, Role, principal_from_header
+from app.coordination.verdicts import Lease
 from app.errors import DomainError, Forbidden
 from app.ids import UniqueIds
 from app.policy import Roles
@@ -57,56 +61,77 @@ def _services(request: Request) -> Services:
     return services
 
 
+@dataclass(slots=True)
+class Metered:
+    """An admitted call's bookkeeping: its lease (engines) and its timing for diagnostics."""
+
+    ops: OpsRuntime
+    endpoint: str
+    lease: Lease | None
+    started: float
+
+
+async def begin(services: Services, headers: Headers, roles: Roles, endpoint: str) -> tuple[Call, Metered]:
+    """Authenticate, authorise, and charge an engine's call as one operation: what every REST
+    call does first (the FastAPI dependency below, and ``rest.fastlane`` for the log POSTs)."""
+    principal = principal_from_header(services.settings, headers.get("authorization"))
+    if principal.role not in roles:
+        raise Forbidden(f"role {principal.role.value} may not do this")
+    header = headers.get("x-request-id")
+    call = Call(
+        principal,
+        header if header is not None and is_id(header) else services.request_ids.next(),
+        services.settings,
+        services.db,
+        services.ops,
+        services.broker,
+    )
+    ops = services.ops
+    lease = None
+    if principal.role is Role.ENGINE:
+        snapshot = ops.peek()
+        limits = snapshot.limits if snapshot is not None else FALLBACK_LIMITS
+        lease = await ops.coordination.admit(
+            principal.sub, 1, limits.ai_calls_per_minute, limits.max_concurrent_sessions
+        )
+    return call, Metered(ops, endpoint, lease, time.perf_counter())
+
+
+async def end(metered: Metered, error: BaseException | None) -> None:
+    """Release the lease and time the call (a domain error is the client's unless 5xx)."""
+    elapsed_ms = (time.perf_counter() - metered.started) * 1000
+    server_error = error is not None and not _clients(error)
+    metered.ops.metrics.record(
+        metered.endpoint,
+        elapsed_ms,
+        server_error=server_error,
+        client_error=error is not None,
+        timed_out=False,
+    )
+    if metered.lease is not None:
+        await metered.ops.coordination.release(metered.lease)
+
+
+def _clients(error: BaseException) -> bool:
+    """The client's mistake (4xx), not the server's."""
+    if isinstance(error, DomainError):
+        return error.http_status < 500
+    return isinstance(error, RequestValidationError | ValidationError)
+
+
 def caller(roles: Roles) -> Callable[..., Any]:
     """A dependency: the authenticated caller holding one of ``roles``, admitted by the limits."""
 
     async def dependency(
         request: Request, _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
     ) -> AsyncIterator[Call]:
-        services = _services(request)
-        principal = principal_from_header(services.settings, request.headers.get("authorization"))
-        if principal.role not in roles:
-            raise Forbidden(f"role {principal.role.value} may not do this")
-        header = request.headers.get("x-request-id")
-        call = Call(
-            principal,
-            header if header is not None and is_id(header) else services.request_ids.next(),
-            services.settings,
-            services.db,
-            services.ops,
-            services.broker,
-        )
-        ops = services.ops
-        lease = None
-        if principal.role is Role.ENGINE:
-            snapshot = ops.peek()
-            limits = snapshot.limits if snapshot is not None else FALLBACK_LIMITS
-            lease = await ops.coordination.admit(
-                principal.sub, 1, limits.ai_calls_per_minute, limits.max_concurrent_sessions
-            )
-        started = time.perf_counter()
         endpoint = f"{request.method} {request.scope['route'].path}"
+        call, metered = await begin(_services(request), request.headers, roles, endpoint)
         try:
             yield call
-        except DomainError as error:
-            _record(ops, endpoint, started, server_error=error.http_status >= 500, client_error=True)
+        except BaseException as error:
+            await end(metered, error)
             raise
-        except Exception:
-            _record(ops, endpoint, started, server_error=True, client_error=True)
-            raise
-        else:
-            _record(ops, endpoint, started, server_error=False, client_error=False)
-        finally:
-            if lease is not None:
-                await ops.coordination.release(lease)
+        await end(metered, None)
 
     return dependency
-
-
-def _record(
-    ops: OpsRuntime, endpoint: str, started: float, *, server_error: bool, client_error: bool
-) -> None:
-    elapsed_ms = (time.perf_counter() - started) * 1000
-    ops.metrics.record(
-        endpoint, elapsed_ms, server_error=server_error, client_error=client_error, timed_out=False
-    )

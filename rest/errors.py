@@ -10,6 +10,7 @@ unknown path is 404 ``NOT_FOUND``; a database that cannot be reached is 503 with
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -76,9 +77,14 @@ def _field(loc: tuple[Any, ...]) -> str:
 
 async def on_validation_error(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
+    return invalid(exc.errors())
+
+
+def invalid(problems: Sequence[Any]) -> Response:
+    """400 E_SCHEMA_MISMATCH for pydantic's errors (``loc`` starting with body, query, path...)."""
     errors = [
         {"field": _field(tuple(error.get("loc", ()))), "message": str(error.get("msg", ""))}
-        for error in exc.errors()
+        for error in problems
     ]
     first = errors[0] if errors else {"field": "body", "message": "invalid request"}
     message = f"{first['field']}: {first['message']}" if first["field"] else first["message"]

@@ -70,7 +70,8 @@ def _log_result(answer: LogAnswer) -> Response:
     return Response(orjson.dumps(body), media_type="application/json", headers=headers)
 
 
-async def _log(call: Call, kind: str, record: dict[str, Any], key: str | None) -> Response:
+async def log_response(call: Call, kind: str, record: dict[str, Any], key: str | None) -> Response:
+    """Log one record through the group-commit writer; answer once it is durable."""
     if key is not None:
         if record.get("logId", key) != key:
             raise SchemaMismatch("Idempotency-Key and logId differ", field="logId")
@@ -91,22 +92,22 @@ async def _log(call: Call, kind: str, record: dict[str, Any], key: str | None) -
 
 @router.post("/scenario/log", response_model=LogResult, responses=LOG_RESPONSES, summary="upm §2.1")
 async def log_scenario(body: ScenarioLogBody, call: LogWriter, key: IdempotencyKey = None) -> Response:
-    return await _log(call, "scenario", body.record(), key)
+    return await log_response(call, "scenario", body.record(), key)
 
 
 @router.post("/quiz/log", response_model=LogResult, responses=LOG_RESPONSES, summary="upm §3.1")
 async def log_quiz(body: QuizLogBody, call: LogWriter, key: IdempotencyKey = None) -> Response:
-    return await _log(call, "quiz", body.record(), key)
+    return await log_response(call, "quiz", body.record(), key)
 
 
 @router.post("/learning/log", response_model=LogResult, responses=LOG_RESPONSES, summary="upm §4.1")
 async def log_learning(body: LearningLogBody, call: LogWriter, key: IdempotencyKey = None) -> Response:
-    return await _log(call, "learning", body.record(), key)
+    return await log_response(call, "learning", body.record(), key)
 
 
 @router.post("/mission/log", response_model=LogResult, responses=LOG_RESPONSES, summary="upm §5.1")
 async def log_mission(body: MissionLogBody, call: LogWriter, key: IdempotencyKey = None) -> Response:
-    return await _log(call, "mission", body.record(), key)
+    return await log_response(call, "mission", body.record(), key)
 
 
 async def _profile(call: Call, user_id: str) -> ProfileView:

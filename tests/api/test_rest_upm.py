@@ -253,3 +253,28 @@ async def test_another_body_under_a_graphql_log_id_is_refused_through_rest(rest,
     )
     # then
     assert (response.status_code, code(response)) == (400, "E_SCHEMA_MISMATCH")
+
+
+async def test_a_log_sent_as_another_media_type_is_400(rest, engine):
+    # when
+    response = await rest.post(
+        "/operator/upm/scenario/log",
+        content=b"userId=u_01",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        as_=engine,
+    )
+    # then
+    assert (response.status_code, code(response)) == (400, "E_SCHEMA_MISMATCH")
+
+
+async def test_logs_are_timed_in_diagnostics_under_their_route(rest, engine, admin):
+    # given
+    await _logged(rest, engine)
+    await rest.post("/operator/upm/scenario/log", json={"surprise": 1}, as_=engine)
+    # when
+    diagnostics = (await rest.get("/operator/ops/diagnostics", as_=admin)).json()
+    # then: one accepted, one refused as the client's mistake, none as the server's
+    slow = {entry["endpoint"]: entry for entry in diagnostics["slowQueries"]}
+    assert slow["POST /operator/upm/scenario/log"]["count"] == 2
+    assert diagnostics["errorRate"] == 0
+    assert diagnostics["clientErrorRate"] > 0
