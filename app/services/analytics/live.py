@@ -459,27 +459,34 @@ async def _apply(session: AsyncSession, sql: Dialect, where: dict[str, Any], thr
 
 
 async def _touched_paths(session: AsyncSession) -> None:
+    """The paths the fold's users are on (driven from the fold's users: primary-key probes)."""
     u, f = LIVE_USER_DAY.c, TEMP.users.c
+    on = sa.and_(u.day == f.day, u.user_id == f.user_id)
     await session.execute(
         sa.insert(TEMP.paths).from_select(
             ["day", *SCOPE],
             sa.select(u.day, *(u[name] for name in SCOPE))
-            .where(sa.exists().where(f.day == u.day, f.user_id == u.user_id))
+            .select_from(TEMP.users.join(LIVE_USER_DAY, on))
             .distinct(),
         )
     )
 
 
-def _on_touched_path(day: Any, scope: dict[str, Any]) -> Any:
-    t = TEMP.paths.c
-    return sa.exists().where(t.day == day, *(t[name] == scope[name] for name in SCOPE))
-
-
 async def _resum_paths(session: AsyncSession, sql: Dialect) -> None:
-    """Every touched (day, path) of live_path_day, summed again from its users' counters."""
-    p, u = LIVE_PATH_DAY.c, LIVE_USER_DAY.c
-    await session.execute(sa.delete(LIVE_PATH_DAY).where(_on_touched_path(p.day, {n: p[n] for n in SCOPE})))
-    on_path = _on_touched_path(u.day, {n: u[n] for n in SCOPE})
+    """Every touched (day, path) of live_path_day, summed again from its users' counters
+    (found through the (day, path) index of live_user_day, never a scan of other days)."""
+    p, u, t = LIVE_PATH_DAY.c, LIVE_USER_DAY.c, TEMP.paths.c
+    touched = sa.select(t.day, *(t[name] for name in SCOPE)).distinct().subquery("touched")
+    await session.execute(
+        sa.delete(LIVE_PATH_DAY).where(
+            sa.tuple_(p.day, *(p[name] for name in SCOPE)).in_(
+                sa.select(touched.c.day, *(touched.c[name] for name in SCOPE))
+            )
+        )
+    )
+    users = LIVE_USER_DAY.join(
+        touched, sa.and_(u.day == touched.c.day, *(u[name] == touched.c[name] for name in SCOPE))
+    )
     keys = (u.day, *(u[name] for name in SCOPE))
     user = u.user_id.collate("C") if sql.postgres else u.user_id
     ranked = (
@@ -492,7 +499,7 @@ async def _resum_paths(session: AsyncSession, sql: Dialect) -> None:
             .over(partition_by=keys, order_by=(u.latest_at.desc(), user.desc()))
             .label("rn"),
         )
-        .where(on_path)
+        .select_from(users)
         .subquery("ranked")
     )
     values = {
@@ -507,7 +514,7 @@ async def _resum_paths(session: AsyncSession, sql: Dialect) -> None:
     }
     sums = (
         sa.select(*keys, *(value.label(name) for name, value in values.items()))
-        .where(on_path)
+        .select_from(users)
         .group_by(*keys)
         .subquery("sums")
     )
