@@ -459,27 +459,34 @@ async def _apply(session: AsyncSession, sql: Dialect, where: dict[str, Any], thr
 
 
 async def _touched_paths(session: AsyncSession) -> None:
+    """The paths the fold's users are on (driven from the fold's users: primary-key probes)."""
     u, f = LIVE_USER_DAY.c, TEMP.users.c
+    on = sa.and_(u.day == f.day, u.user_id == f.user_id)
     await session.execute(
         sa.insert(TEMP.paths).from_select(
             ["day", *SCOPE],
             sa.select(u.day, *(u[name] for name in SCOPE))
-            .where(sa.exists().where(f.day == u.day, f.user_id == u.user_id))
+            .select_from(TEMP.users.join(LIVE_USER_DAY, on))
             .distinct(),
         )
     )
 
 
-def _on_touched_path(day: Any, scope: dict[str, Any]) -> Any:
-    t = TEMP.paths.c
-    return sa.exists().where(t.day == day, *(t[name] == scope[name] for name in SCOPE))
-
-
 async def _resum_paths(session: AsyncSession, sql: Dialect) -> None:
-    """Every touched (day, path) of live_path_day, summed again from its users' counters."""
-    p, u = LIVE_PATH_DAY.c, LIVE_USER_DAY.c
-    await session.execute(sa.delete(LIVE_PATH_DAY).where(_on_touched_path(p.day, {n: p[n] for n in SCOPE})))
-    on_path = _on_touched_path(u.day, {n: u[n] for n in SCOPE})
+    """Every touched (day, path) of live_path_day, summed again from its users' counters
+    (found through the (day, path) index of live_user_day, never a scan of other days)."""
+    p, u, t = LIVE_PATH_DAY.c, LIVE_USER_DAY.c, TEMP.paths.c
+    touched = sa.select(t.day, *(t[name] for name in SCOPE)).distinct().subquery("touched")
+    await session.execute(
+        sa.delete(LIVE_PATH_DAY).where(
+            sa.tuple_(p.day, *(p[name] for name in SCOPE)).in_(
+                sa.select(touched.c.day, *(touched.c[name] for name in SCOPE))
+            )
+        )
+    )
+    users = LIVE_USER_DAY.join(
+        touched, sa.and_(u.day == touched.c.day, *(u[name] == touched.c[name] for name in SCOPE))
+    )
     keys = (u.day, *(u[name] for name in SCOPE))
     user = u.user_id.collate("C") if sql.postgres else u.user_id
     ranked = (
@@ -492,7 +499,7 @@ async def _resum_paths(session: AsyncSession, sql: Dialect) -> None:
             .over(partition_by=keys, order_by=(u.latest_at.desc(), user.desc()))
             .label("rn"),
         )
-        .where(on_path)
+        .select_from(users)
         .subquery("ranked")
     )
     values = {
@@ -507,7 +514,7 @@ async def _resum_paths(session: AsyncSession, sql: Dialect) -> None:
     }
     sums = (
         sa.select(*keys, *(value.label(name) for name, value in values.items()))
-        .where(on_path)
+        .select_from(users)
         .group_by(*keys)
         .subquery("sums")
     )
@@ -746,11 +753,16 @@ def snapshots_from_counters(day: date, sql: Dialect) -> sa.Select[Any]:
     snapshot (one index probe per user), never a raw log."""
     u = LIVE_USER_DAY.c
     b = LIVE_USER_BADGE.c
-    users = sa.select(LIVE_USER_DAY, *sql.previous_day(u.user_id, day)).where(u.day == day).subquery("users")
+    # the day's badges as a column of ``users`` (a subquery nested deeper would not correlate)
+    today = sa.select(sql.json_agg(b.badge)).where(b.day == u.day, b.user_id == u.user_id).scalar_subquery()
+    users = (
+        sa.select(LIVE_USER_DAY, today.label("badges_today"), *sql.previous_day(u.user_id, day))
+        .where(u.day == day)
+        .subquery("users")
+    )
     c = users.c
     joined, prev = sql.previous(users, users, day)
     prev_badges = sa.func.coalesce(prev.c.badges_owned, sa.literal([], sa.JSON))
-    today = sa.select(sql.json_agg(b.badge)).where(b.day == day, b.user_id == c.user_id).scalar_subquery()
     return sa.select(
         c.day,
         c.user_id,
@@ -764,7 +776,9 @@ def snapshots_from_counters(day: date, sql: Dialect) -> sa.Select[Any]:
         c.upsell_successes,
         c.xp_gained,
         sa.func.coalesce(prev.c.xp_total, 0) + c.xp_gained,
-        sa.case((c.badge_claims > 0, sql.sorted_union(prev_badges, sql.json(today))), else_=prev_badges),
+        sa.case(
+            (c.badge_claims > 0, sql.sorted_union(prev_badges, sql.json(c.badges_today))), else_=prev_badges
+        ),
         c.latest_at,
         *(c[name] for name in (*VERSIONS, *SCOPE)),
     ).select_from(joined)
@@ -807,3 +821,24 @@ async def disagreeing_users(session: AsyncSession, day: date) -> list[str]:
     alone = sa.select(both.c.user_id).group_by(*both.c).having(sa.func.count() == 1).subquery("alone")
     query = sa.select(alone.c.user_id).distinct().order_by(alone.c.user_id).limit(5)
     return list((await session.scalars(query)).all())
+
+
+async def refresh_later_bases(session: AsyncSession, day: date) -> None:
+    """After ``day``'s snapshots changed (a build): the users' counters of later days take their
+    xpTotal base from the new snapshots, and those days' paths are summed again, so live
+    averages stay what a build of those days would store."""
+    sql = Dialect(session.get_bind().dialect.name)
+    u, s = LIVE_USER_DAY.c, SNAPSHOTS.c
+    later = sa.and_(u.day > day, u.user_id.in_(sa.select(s.user_id).where(s.day == day)))
+
+    async def work() -> None:
+        await session.execute(
+            sa.insert(TEMP.users).from_select(["day", "user_id"], sa.select(u.day, u.user_id).where(later))
+        )
+        await session.execute(
+            sa.update(LIVE_USER_DAY).where(later).values(xp_base=_xp_base(u.user_id, u.day))
+        )
+        await _touched_paths(session)
+        await _resum_paths(session, sql)
+
+    await _in_temp(session, work)

@@ -1,0 +1,150 @@
+"""The live deriver's watermark and lock, straight against the database.
+
+On PostgreSQL a transaction holding a lower seq can commit after one holding a higher seq;
+the deriver must apply each record once, whenever its transaction commits. One fold runs at
+a time, and a fold that dies takes nothing with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from app.services.analytics import live
+from app.services.analytics.tables import EVENTS
+from persistence.db import Database
+from persistence.models import LIVE_PATH_DAY, LIVE_STATE, LIVE_USER_DAY
+from tests.conftest import RUN_ON
+
+THRESHOLD = 0.7
+NOW = datetime.now(UTC)
+postgres_only = pytest.mark.skipif(
+    RUN_ON != "postgresql", reason="SQLite has one writer: seq order is commit order there"
+)
+
+
+def event_row(user: str, event_type: str = "login") -> dict[str, Any]:
+    return {
+        "event_id": uuid.uuid4().hex,
+        "ts": NOW,
+        "day": NOW.date(),
+        "user_id": user,
+        "event_type": event_type,
+        "module_id": None,
+        "quiz_id": None,
+        "scenario_id": None,
+        "turn_index": None,
+        "action": None,
+        "module_version": "m1",
+        "scenario_version": "s1",
+        "prompt_version": "p1",
+        "region_id": "r1",
+        "country_id": "c1",
+        "branch_id": "b1",
+        "team_id": "t1",
+        "received_at": NOW,
+        "sent_by": "test",
+        "content_hash": "0" * 64,
+    }
+
+
+async def logins(db: Database) -> dict[str, int]:
+    async with db.session() as session:
+        rows = (await session.execute(sa.select(LIVE_USER_DAY.c.user_id, LIVE_USER_DAY.c.logins))).all()
+    return {user: n for user, n in rows}
+
+
+async def path_users(db: Database) -> int:
+    async with db.session() as session:
+        return int(await session.scalar(sa.select(sa.func.sum(LIVE_PATH_DAY.c.active_users))) or 0)
+
+
+async def test_each_committed_record_is_folded_once(db):
+    # given: two logins committed
+    async with db.transaction() as session:
+        await session.execute(sa.insert(EVENTS), [event_row("u1"), event_row("u2")])
+    # when: folded, then folded again with nothing new, then one more record and a fold
+    first = await live.fold_now(db, threshold=THRESHOLD)
+    again = await live.fold_now(db, threshold=THRESHOLD)
+    async with db.transaction() as session:
+        await session.execute(sa.insert(EVENTS), [event_row("u1")])
+    third = await live.fold_now(db, threshold=THRESHOLD)
+    # then
+    assert first is not None and first.records == 2
+    assert again is None  # nothing pending: no fold at all
+    assert third is not None and third.records == 1
+    assert await logins(db) == {"u1": 2, "u2": 1}
+    assert await path_users(db) == 2
+    async with db.session() as session:
+        state = (await session.execute(sa.select(LIVE_STATE))).mappings().one()
+    assert state["records"] == 3 and state["folds"] == 2
+
+
+@postgres_only
+async def test_a_lower_seq_committed_after_a_higher_one_is_not_skipped(db):
+    # given: transaction A inserts first (lower seq) but stays open; B inserts and commits
+    async with db.engine.connect() as a, db.engine.connect() as b:
+        await a.begin()
+        early = await a.scalar(sa.insert(EVENTS).values(event_row("early")).returning(EVENTS.c.seq))
+        await b.begin()
+        late = await b.scalar(sa.insert(EVENTS).values(event_row("late")).returning(EVENTS.c.seq))
+        await b.commit()
+        # when: a fold runs while A is still open, then A commits and another fold runs
+        while_open = await live.fold_now(db, threshold=THRESHOLD)
+        folded_while_open = await logins(db)
+        await a.commit()
+    after_commit = await live.fold_now(db, threshold=THRESHOLD)
+    once_more = await live.fold_now(db, threshold=THRESHOLD)
+    # then: B's record first, A's when it committed, each exactly once
+    assert late > early
+    assert while_open is not None and while_open.records == 1
+    assert folded_while_open == {"late": 1}
+    assert after_commit is not None and after_commit.records == 1
+    assert once_more is None
+    assert await logins(db) == {"early": 1, "late": 1}
+
+
+@postgres_only
+async def test_one_fold_at_a_time_and_a_dead_one_loses_nothing(db):
+    # given: records, and a fold in progress in another transaction (another instance)
+    async with db.transaction() as session:
+        await session.execute(sa.insert(EVENTS), [event_row("u1"), event_row("u2")])
+    async with db.sessionmaker() as holder:
+        await holder.begin()
+        in_progress = await live.fold(holder, threshold=THRESHOLD, holder="instance-a")
+        # when: another deriver tries meanwhile
+        busy = await live.fold_now(db, threshold=THRESHOLD, wait=False)
+        # and the first one dies before committing
+        await holder.rollback()
+    taken_over = await live.fold_now(db, threshold=THRESHOLD, wait=False)
+    # then: the second skipped while the first held the lock; after the death it folded
+    # everything, once
+    assert in_progress is not None and in_progress.records == 2
+    assert busy is None
+    assert taken_over is not None and taken_over.records == 2
+    assert await logins(db) == {"u1": 1, "u2": 1}
+
+
+async def test_the_deriver_loop_folds_in_the_background_and_reports_its_lag(db):
+    # given: a running deriver
+    deriver = live.LiveDeriver(db, THRESHOLD, interval=0.05)
+    deriver.start()
+    try:
+        # when: a record is committed
+        async with db.transaction() as session:
+            await session.execute(sa.insert(EVENTS), [event_row("u9")])
+        for _ in range(200):
+            if await logins(db):
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await deriver.stop()
+    # then
+    assert await logins(db) == {"u9": 1}
+    assert deriver.lag_seconds is not None and deriver.lag_seconds >= 0
+    assert live.latest_lag_seconds() is not None
