@@ -278,3 +278,54 @@ async def test_logs_are_timed_in_diagnostics_under_their_route(rest, engine, adm
     assert slow["POST /operator/upm/scenario/log"]["count"] == 2
     assert diagnostics["errorRate"] == 0
     assert diagnostics["clientErrorRate"] > 0
+
+
+@pytest.fixture
+async def through_fastapi(app):
+    """The REST app without the fast lane: the log routes as FastAPI itself serves them."""
+    import httpx
+
+    from rest.app import Unmounted
+    from tests.rest_client import RestClient
+
+    lane = next(route.app.app for route in app.routes if getattr(route, "path", "") == "/operator")
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=Unmounted(lane.api)), base_url="http://testserver"
+    ) as http:
+        yield lambda contract: RestClient(http, contract)
+
+
+@pytest.mark.parametrize(
+    ("body", "key", "who"),
+    [
+        (with_context(SCENARIO), "same-1", "engine"),
+        (with_context(SCENARIO), None, "engine"),
+        (with_context(SCENARIO, surprise=1), None, "engine"),
+        ({**SCENARIO, "scope": with_context({})["scope"]}, None, "engine"),
+        (with_context(SCENARIO), None, "branch"),
+        (with_context(SCENARIO), None, None),
+    ],
+    ids=["keyed", "plain", "unknown-field", "no-version", "forbidden", "no-token"],
+)
+async def test_the_fast_lane_answers_as_fastapi_does(rest, through_fastapi, as_role, body, key, who):
+    # given: the same request to the fast lane, and to FastAPI's own route on a second user
+    fastapi = through_fastapi(rest.contract)
+    other = {**body, "userId": "u_02"} if "userId" in body else body
+    headers = {"Idempotency-Key": key} if key else {}
+    token = as_role(who) if who else None
+    # when
+    fast = await rest.post("/operator/upm/scenario/log", json=body, headers=headers, as_=token)
+    slow = await fastapi.post(
+        "/operator/upm/scenario/log",
+        json=other,
+        headers={"Idempotency-Key": key + "b"} if key else {},
+        as_=token,
+    )
+    # then
+    assert fast.status_code == slow.status_code
+    if fast.status_code == 200:
+        assert set(fast.json()) == set(slow.json())
+        assert fast.json()["skillDeltas"] == slow.json()["skillDeltas"]
+    else:
+        assert fast.json()["error"]["code"] == slow.json()["error"]["code"]
+        assert fast.json()["error"]["details"].get("field") == slow.json()["error"]["details"].get("field")
