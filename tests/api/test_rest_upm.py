@@ -5,6 +5,8 @@ Every response is checked against the generated OpenAPI document (the ``rest`` f
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from tests.rest_client import code
@@ -329,3 +331,29 @@ async def test_the_fast_lane_answers_as_fastapi_does(rest, through_fastapi, as_r
     else:
         assert fast.json()["error"]["code"] == slow.json()["error"]["code"]
         assert fast.json()["error"]["details"].get("field") == slow.json()["error"]["details"].get("field")
+
+
+async def test_a_log_over_the_engines_budget_is_429_and_not_stored(rest, engine, admin):
+    # given: one operation per minute
+    await rest.patch("/operator/ops/limits", json={"aiCallsPerMinute": 1}, as_=admin)
+    await _logged(rest, engine)
+    # when
+    refused = await rest.post("/operator/upm/quiz/log", json=with_context(QUIZ), as_=engine)
+    # then
+    assert (refused.status_code, code(refused)) == (429, "RATE_LIMITED")
+    assert int(refused.headers["Retry-After"]) >= 1
+    assert (await rest.get("/operator/upm/quiz/u_01", as_=admin)).json()["totalQuizzes"] == 0
+
+
+async def test_a_log_in_flight_holds_one_of_the_engines_concurrent_sessions(rest, engine, admin):
+    # given: one session at a time
+    await rest.patch("/operator/ops/limits", json={"maxConcurrentSessions": 1}, as_=admin)
+    # when: two logs at once from one engine
+    responses = await asyncio.gather(
+        rest.post("/operator/upm/scenario/log", json=with_context(SCENARIO), as_=engine),
+        rest.post("/operator/upm/quiz/log", json=with_context(QUIZ), as_=engine),
+    )
+    # then: the second is refused while the first is being written; the first is stored
+    assert sorted(response.status_code for response in responses) == [200, 429]
+    refused = next(response for response in responses if response.status_code == 429)
+    assert code(refused) == "RATE_LIMITED" and refused.headers["Retry-After"].isdigit()
