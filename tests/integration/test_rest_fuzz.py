@@ -51,7 +51,7 @@ CHECKS = [
 ]
 
 
-def test_schemathesis_finds_no_5xx_and_no_answer_outside_the_contract(database_url: str) -> None:
+def test_schemathesis_finds_no_5xx_and_no_answer_outside_the_contract(database_url: str, capsys: Any) -> None:
     # given: a server, and a token per role
     config = make_settings(database_url)
     tokens = {
@@ -99,6 +99,10 @@ def test_schemathesis_finds_no_5xx_and_no_answer_outside_the_contract(database_u
 
                 fuzz()
     total = sum(sent.values())
-    print(f"schemathesis: {total} requests, {len(sent)} of {len(operations)} operations, statuses {statuses}")
+    with capsys.disabled():  # shown in every run, not only with -s
+        print(
+            f"\nschemathesis: {total} requests, {len(sent)} of {len(operations)} operations, "
+            f"statuses {dict(sorted(statuses.items()))}"
+        )
     assert len(sent) == len(operations), "the time budget ran out before every operation was fuzzed"
     assert total >= len(operations)
