@@ -12,6 +12,7 @@ import re
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -25,6 +26,7 @@ from rest.calls import Services
 from rest.errors import HANDLERS
 from rest.fastlane import FastLane
 
+ROUTERS = (upm.router, ops.router, data.router)
 PREFIX = "/operator"
 OPENAPI_PATH = f"{PREFIX}/openapi.json"
 DESCRIPTION = (
@@ -45,6 +47,27 @@ def _without_422(document: dict[str, Any]) -> dict[str, Any]:
     return document
 
 
+def _roles(route: APIRoute) -> list[str] | None:
+    for dependency in route.dependant.dependencies:
+        roles = getattr(dependency.call, "roles", None)
+        if roles is not None:
+            return sorted(role.value for role in roles)
+    return None
+
+
+def _with_roles(document: dict[str, Any], routes: list[Any]) -> dict[str, Any]:
+    """Each operation says who may call it (``x-roles``: the role set of ``app.policy``)."""
+    for route in routes:
+        if isinstance(route, APIRoute) and (roles := _roles(route)) is not None:
+            for method in route.methods or ():
+                operation = document["paths"][route.path_format][method.lower()]
+                operation["x-roles"] = roles
+                operation["description"] = (
+                    operation.get("description", "") + f"\n\nRoles: {', '.join(roles)}."
+                ).strip()
+    return document
+
+
 def create_rest_app(
     settings: Settings, db: Database, ops_runtime: OpsRuntime, broker: Broker, request_ids: UniqueIds
 ) -> FastAPI:
@@ -58,14 +81,15 @@ def create_rest_app(
         exception_handlers=dict(HANDLERS),  # type: ignore[arg-type]
     )
     api.state.services = Services(settings, db, ops_runtime, broker, request_ids)
-    for router in (upm.router, ops.router, data.router):
+    for router in ROUTERS:
         api.include_router(router)
 
     generate = api.openapi
 
     def openapi() -> dict[str, Any]:
         if api.openapi_schema is None:
-            api.openapi_schema = _without_422(generate())
+            routes = [route for router in ROUTERS for route in router.routes]
+            api.openapi_schema = _with_roles(_without_422(generate()), routes)
         return api.openapi_schema
 
     api.openapi = openapi  # type: ignore[method-assign]

@@ -134,4 +134,5 @@ def caller(roles: Roles) -> Callable[..., Any]:
             raise
         await end(metered, None)
 
+    dependency.roles = roles  # type: ignore[attr-defined]  # for the OpenAPI document's x-roles
     return dependency

@@ -351,3 +351,20 @@ async def test_a_path_with_an_encoded_newline_is_404_in_the_envelope(rest, admin
     response = await rest.patch("/operator/ops/features/a%0Ab", json={"enabled": True}, as_=admin)
     # then
     assert (response.status_code, code(response)) == (404, "NOT_FOUND")
+
+
+async def test_the_document_names_every_operation_its_roles_and_no_422(rest):
+    # given
+    document = rest.contract.document
+    operations = [
+        (path, method, op) for path, item in document["paths"].items() for method, op in item.items()
+    ]
+    # then
+    assert document["openapi"].startswith("3.1")
+    assert all("x-roles" in op for _, _, op in operations)
+    assert all("422" not in op["responses"] for _, _, op in operations)
+    assert document["paths"]["/operator/upm/scenario/log"]["post"]["x-roles"] == ["admin", "engine"]
+    assert document["paths"]["/operator/ops/hot-reload"]["post"]["x-roles"] == ["admin", "country", "region"]
+    assert {"400", "401", "403", "404", "413", "429", "500"} <= set(
+        document["paths"]["/operator/ops/limits"]["patch"]["responses"]
+    )

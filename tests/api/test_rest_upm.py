@@ -5,6 +5,8 @@ Every response is checked against the generated OpenAPI document (the ``rest`` f
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from tests.rest_client import code
@@ -278,3 +280,80 @@ async def test_logs_are_timed_in_diagnostics_under_their_route(rest, engine, adm
     assert slow["POST /operator/upm/scenario/log"]["count"] == 2
     assert diagnostics["errorRate"] == 0
     assert diagnostics["clientErrorRate"] > 0
+
+
+@pytest.fixture
+async def through_fastapi(app):
+    """The REST app without the fast lane: the log routes as FastAPI itself serves them."""
+    import httpx
+
+    from rest.app import Unmounted
+    from tests.rest_client import RestClient
+
+    lane = next(route.app.app for route in app.routes if getattr(route, "path", "") == "/operator")
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=Unmounted(lane.api)), base_url="http://testserver"
+    ) as http:
+        yield lambda contract: RestClient(http, contract)
+
+
+@pytest.mark.parametrize(
+    ("body", "key", "who"),
+    [
+        (with_context(SCENARIO), "same-1", "engine"),
+        (with_context(SCENARIO), None, "engine"),
+        (with_context(SCENARIO, surprise=1), None, "engine"),
+        ({**SCENARIO, "scope": with_context({})["scope"]}, None, "engine"),
+        (with_context(SCENARIO), None, "branch"),
+        (with_context(SCENARIO), None, None),
+    ],
+    ids=["keyed", "plain", "unknown-field", "no-version", "forbidden", "no-token"],
+)
+async def test_the_fast_lane_answers_as_fastapi_does(rest, through_fastapi, as_role, body, key, who):
+    # given: the same request to the fast lane, and to FastAPI's own route on a second user
+    fastapi = through_fastapi(rest.contract)
+    other = {**body, "userId": "u_02"} if "userId" in body else body
+    headers = {"Idempotency-Key": key} if key else {}
+    token = as_role(who) if who else None
+    # when
+    fast = await rest.post("/operator/upm/scenario/log", json=body, headers=headers, as_=token)
+    slow = await fastapi.post(
+        "/operator/upm/scenario/log",
+        json=other,
+        headers={"Idempotency-Key": key + "b"} if key else {},
+        as_=token,
+    )
+    # then
+    assert fast.status_code == slow.status_code
+    if fast.status_code == 200:
+        assert set(fast.json()) == set(slow.json())
+        assert fast.json()["skillDeltas"] == slow.json()["skillDeltas"]
+    else:
+        assert fast.json()["error"]["code"] == slow.json()["error"]["code"]
+        assert fast.json()["error"]["details"].get("field") == slow.json()["error"]["details"].get("field")
+
+
+async def test_a_log_over_the_engines_budget_is_429_and_not_stored(rest, engine, admin):
+    # given: one operation per minute
+    await rest.patch("/operator/ops/limits", json={"aiCallsPerMinute": 1}, as_=admin)
+    await _logged(rest, engine)
+    # when
+    refused = await rest.post("/operator/upm/quiz/log", json=with_context(QUIZ), as_=engine)
+    # then
+    assert (refused.status_code, code(refused)) == (429, "RATE_LIMITED")
+    assert int(refused.headers["Retry-After"]) >= 1
+    assert (await rest.get("/operator/upm/quiz/u_01", as_=admin)).json()["totalQuizzes"] == 0
+
+
+async def test_a_log_in_flight_holds_one_of_the_engines_concurrent_sessions(rest, engine, admin):
+    # given: one session at a time
+    await rest.patch("/operator/ops/limits", json={"maxConcurrentSessions": 1}, as_=admin)
+    # when: two logs at once from one engine
+    responses = await asyncio.gather(
+        rest.post("/operator/upm/scenario/log", json=with_context(SCENARIO), as_=engine),
+        rest.post("/operator/upm/quiz/log", json=with_context(QUIZ), as_=engine),
+    )
+    # then: the second is refused while the first is being written; the first is stored
+    assert sorted(response.status_code for response in responses) == [200, 429]
+    refused = next(response for response in responses if response.status_code == 429)
+    assert code(refused) == "RATE_LIMITED" and refused.headers["Retry-After"].isdigit()
