@@ -537,7 +537,8 @@ async def live_run(kind: str, seconds: float) -> dict[str, Any]:
 
     dbs = ingest.Databases(kind, os.environ.get("TRAINER_PG_ADMIN_URL", DEFAULT_PG_ADMIN_URL))
     secret = "bench-secret-" + "y" * 32
-    token = issue_token(Settings(jwt_secret=secret), sub="bench-engine", role=Role.ENGINE, ttl_seconds=3600)
+    # an admin sends: an engine's aiCallsPerMinute (60 by default) would throttle a full-speed load
+    token = issue_token(Settings(jwt_secret=secret), sub="bench-admin", role=Role.ADMIN, ttl_seconds=3600)
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     figures: dict[str, Any] = {"db": kind}
     try:
