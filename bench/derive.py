@@ -288,6 +288,8 @@ async def write_floor(db: Database, days: list[date]) -> float:
     elapsed = 0.0
     for day in days:
         async with db.engine.connect() as conn:
+            # after (a): the day's built snapshots out of the way first (untimed; rolled back too)
+            await conn.execute(sa.text("DELETE FROM snapshot_daily_user WHERE day = :day"), {"day": day})
             start = time.perf_counter()
             await conn.execute(FLOOR_EVENTS, {"day": day})
             (await conn.execute(BASELINE_SESSIONS, {"day": day})).all()
