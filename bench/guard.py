@@ -199,7 +199,10 @@ def main() -> None:
     if args.measure:
         with tempfile.TemporaryDirectory(prefix="bench-guard-") as tmp:
             url = fresh_database(Path(tmp), args.measure)
-            settings = Settings(database_url=url, jwt_secret=SECRET, ops_refresh_seconds=60)
+            # the live deriver (off the request path) would fold inside the measured requests' thread
+            settings = Settings(
+                database_url=url, jwt_secret=SECRET, ops_refresh_seconds=60, live_derive=False
+            )
             uvloop.run(_measure(settings, args.measure, set(args.only)))  # the loop uvicorn runs on
         return
     budgets = read_budgets()

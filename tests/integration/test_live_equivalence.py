@@ -222,6 +222,7 @@ async def run_example(url: str, example: int, drawn: Any) -> None:
             if built_midway and day == days[0]:
                 await build(db, audit, day, rebuild=True)  # must agree with the counters
                 continue
+            await live.fold_now(db, threshold=THRESHOLD)  # what the background deriver does next
             provisional = await live_state(db, day)
             await build(db, audit, day, rebuild=False)
             from_counters = await day_state(db, day)

@@ -155,7 +155,7 @@ async def build_snapshots(
                 users=wrong,
             )
         await live.mark_current(session, day)
-        await live.refresh_later_bases(session, day)
+        await live.mark_bases(session, day)
         await session.execute(
             sa.update(BUILDS)
             .where(BUILDS.c.day == day)

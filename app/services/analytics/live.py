@@ -561,7 +561,13 @@ async def _in_temp(session: AsyncSession, work: Callable[[], Any]) -> None:
 
 
 async def fold(
-    session: AsyncSession, *, threshold: float, holder: str, wait: bool = False, recount: Iterable[date] = ()
+    session: AsyncSession,
+    *,
+    threshold: float,
+    holder: str,
+    wait: bool = False,
+    recount: Iterable[date] = (),
+    refresh_bases: bool = True,
 ) -> Fold | None:
     """One fold inside the caller's transaction (which must commit or roll back as a whole).
 
@@ -574,6 +580,8 @@ async def fold(
         return None
     previous = _stored(state, sql)
     now = await _current(session, sql)
+    if refresh_bases:  # not inside a build: a month built day by day refreshes once, afterwards
+        await _refresh_bases(session, sql)
     # days not built whose counters use another threshold: counted again with this one
     other = (
         await session.scalars(
@@ -638,6 +646,7 @@ async def pending(session: AsyncSession, threshold: float) -> bool:
             LIVE_DAY.c.quiz_pass_threshold != threshold, LIVE_DAY.c.day.not_in(sa.select(BUILDS.c.day))
         )
     )
+    checks.append(sa.exists().where(LIVE_STATE.c.name == BASES))
     return bool(await session.scalar(sa.select(sa.or_(*checks))))
 
 
@@ -737,7 +746,9 @@ async def fold_for_build(session: AsyncSession, day: date, threshold: float) -> 
     which the build then holds to its end), counting the day again if its counters use
     another pass threshold."""
     recount = [day] if await day_threshold(session, day) not in (None, threshold) else []
-    await fold(session, threshold=threshold, holder=default_holder(), wait=True, recount=recount)
+    await fold(
+        session, threshold=threshold, holder=default_holder(), wait=True, recount=recount, refresh_bases=False
+    )
 
 
 async def mark_current(session: AsyncSession, day: date) -> None:
@@ -823,13 +834,36 @@ async def disagreeing_users(session: AsyncSession, day: date) -> list[str]:
     return list((await session.scalars(query)).all())
 
 
-async def refresh_later_bases(session: AsyncSession, day: date) -> None:
-    """After ``day``'s snapshots changed (a build): the users' counters of later days take their
-    xpTotal base from the new snapshots, and those days' paths are summed again, so live
-    averages stay what a build of those days would store."""
-    sql = Dialect(session.get_bind().dialect.name)
-    u, s = LIVE_USER_DAY.c, SNAPSHOTS.c
-    later = sa.and_(u.day > day, u.user_id.in_(sa.select(s.user_id).where(s.day == day)))
+BASES = "bases"  # a live_state row: the earliest built day whose later days' xp bases are due
+
+
+async def mark_bases(session: AsyncSession, day: date) -> None:
+    """After ``day``'s snapshots changed (a build): the live xpTotal bases of the days after it
+    are due for a refresh, which the next background fold does (once for any number of builds)."""
+    state = LIVE_STATE.c
+    due = await session.scalar(sa.select(state.event_seq).where(state.name == BASES))
+    if due is None:
+        await session.execute(
+            sa.insert(LIVE_STATE).values(
+                name=BASES, event_seq=day.toordinal(), interaction_seq=0, session_seq=0, records=0, folds=0
+            )
+        )
+    elif day.toordinal() < due:
+        await session.execute(
+            sa.update(LIVE_STATE).where(state.name == BASES).values(event_seq=day.toordinal())
+        )
+
+
+async def _refresh_bases(session: AsyncSession, sql: Dialect) -> None:
+    """The counters of days not built after the marked day take their xpTotal base from the
+    snapshots as they are now, and those days' paths are summed again, so live averages stay
+    what a build of those days would store."""
+    state = LIVE_STATE.c
+    due = await session.scalar(sa.select(state.event_seq).where(state.name == BASES))
+    if due is None:
+        return
+    u = LIVE_USER_DAY.c
+    later = sa.and_(u.day > date.fromordinal(int(due)), u.day.not_in(sa.select(BUILDS.c.day)))
 
     async def work() -> None:
         await session.execute(
@@ -842,3 +876,4 @@ async def refresh_later_bases(session: AsyncSession, day: date) -> None:
         await _resum_paths(session, sql)
 
     await _in_temp(session, work)
+    await session.execute(sa.delete(LIVE_STATE).where(state.name == BASES))
