@@ -294,22 +294,38 @@ SUMMARY = "query($u: String!) { quizSummary(userId: $u) { totalQuizzes } }"
 TOGGLE = "mutation($k: String!) { setFeatureToggle(key: $k, enabled: true) { key } }"
 
 
+RELOAD = "mutation($t: String!) { hotReload(type: upm, targetId: $t) { targetId } }"
+
+
 @pytest.mark.parametrize(
-    ("query", "variables"),
+    ("query", "variables", "code"),
     [
-        ('{ quizSummary(userId: "u_1\\u0000") { totalQuizzes } }', None),
-        (SUMMARY, {"u": "u_1\x00"}),
-        ('mutation { setFeatureToggle(key: "quiz_auto_generate\\u0000", enabled: true) { key } }', None),
-        (TOGGLE, {"k": "\x00"}),
+        ('{ quizSummary(userId: "u_1\\u0000") { totalQuizzes } }', None, "NOT_FOUND"),
+        (SUMMARY, {"u": "u_1\x00"}, "NOT_FOUND"),
+        ('{ user(id: "u_1\\u0000") { name } }', None, "NOT_FOUND"),
+        (
+            'mutation { setFeatureToggle(key: "quiz_auto_generate\\u0000", enabled: true) { key } }',
+            None,
+            "NOT_FOUND",
+        ),
+        (TOGGLE, {"k": "\x00"}, "NOT_FOUND"),
+        (RELOAD, {"t": "upm_default_v1\x00"}, "E_RELOAD_FAILED"),
     ],
 )
-async def test_a_nul_in_an_id_names_nothing_on_every_database(client, admin, query, variables):
-    """Found by the schema fuzz: PostgreSQL cannot hold a NUL, and a summary's userId or a
-    toggle's key with one answered INTERNAL_SERVER_ERROR there (SQLite looked it up)."""
+async def test_a_nul_in_an_id_names_nothing_on_every_database(client, admin, query, variables, code):
+    """Found by the schema fuzz: PostgreSQL cannot hold a NUL, and these ids with one answered
+    INTERNAL_SERVER_ERROR there (SQLite looked them up)."""
     # when
     response = await post(client, {"query": query, "variables": variables}, admin)
     # then: like any id that names nothing
-    assert error_codes(response.json()) == ["NOT_FOUND"]
+    assert error_codes(response.json()) == [code]
+
+
+async def test_a_nul_in_a_user_id_is_forbidden_to_a_scoped_operator(client, token):
+    response = await post(
+        client, {"query": SUMMARY, "variables": {"u": "u\x00"}}, token("branch", branch_id="b_1")
+    )
+    assert error_codes(response.json()) == ["FORBIDDEN"]
 
 
 def test_postgresql_refusing_a_nul_is_the_clients_schema_mismatch():

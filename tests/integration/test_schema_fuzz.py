@@ -174,6 +174,7 @@ class Checked:
                 problems.append(f"code {code!r}: {error.get('message')}")
             if "NUL" in str(error.get("message")):
                 self.nul_refusals += 1
+                print(f"NUL refusal ({role}): {document!r}")
             if "Did you mean" in str(error.get("message")):
                 problems.append(f"a suggestion: {error.get('message')}")
         if problems:

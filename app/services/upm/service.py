@@ -17,7 +17,7 @@ from app.services.upm import profile, recording
 from app.services.upm.profile import ProfileRows, ProfileView
 from app.services.upm.ruleset import DEFAULT_UPM_RULESET, SKILLS, SOURCES, UpmRuleset
 from app.settings import Settings
-from app.validation import check_id, is_id
+from app.validation import check_id
 from persistence.db import Database
 from persistence.models import UserRow
 from persistence.models.upm import UpmSkillRow
@@ -44,9 +44,7 @@ async def read_profile(
     rules: UpmRuleset,
 ) -> ProfileView:
     """upm §8: operators read the users of their scope; engines read the Insights input instead."""
-    # a user id that is not an id names no user (registration checks them): no lookup, which
-    # PostgreSQL would refuse for a NUL in it
-    directory.check_can_read(principal, await load_user(user_id) if is_id(user_id) else None)
+    directory.check_can_read(principal, await load_user(user_id))
     return profile.build(user_id, await load_rows(user_id), rules)
 
 
@@ -54,7 +52,7 @@ async def fresh_profile(db: Database, principal: Principal, user_id: str, rules:
     """The profile as committed now (subscriptions: no request-scoped loader cache), checked
     against the user's scope now: a user who moved out of the subscriber's scope ends it."""
     async with db.session() as session:
-        user = (await directory.users_by_ids(session, [user_id])).get(user_id) if is_id(user_id) else None
+        user = (await directory.users_by_ids(session, [user_id])).get(user_id)
         directory.check_can_read(principal, user)
         rows = (await profile.rows_by_user_ids(session, [user_id]))[user_id]
     return profile.build(user_id, rows, rules)
