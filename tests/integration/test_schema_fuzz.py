@@ -172,7 +172,7 @@ class Checked:
             self.codes[str(code)] = self.codes.get(str(code), 0) + 1
             if code not in CODES:
                 problems.append(f"code {code!r}: {error.get('message')}")
-            if "NUL" in str(error.get("message")):
+            if str(error.get("message")).startswith("a value must not contain NUL"):
                 self.nul_refusals += 1
                 print(f"NUL refusal ({role}): {document!r}")
             if "Did you mean" in str(error.get("message")):
