@@ -14,7 +14,6 @@ from contextlib import suppress
 from functools import lru_cache
 from typing import Generic, TypeVar
 
-import orjson
 from graphql import (
     ASTValidationRule,
     DocumentNode,
@@ -26,7 +25,6 @@ from graphql import (
     InlineFragmentNode,
     OperationDefinitionNode,
     SelectionSetNode,
-    StringValueNode,
     parse,
     validate,
 )
@@ -37,7 +35,6 @@ from strawberry.extensions.query_depth_limiter import create_validator as depth_
 from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
 from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 
-from app.errors import SchemaMismatch
 from app.settings import Settings
 
 CACHE_SIZE = 512
@@ -118,42 +115,6 @@ def _check_expansion(document: DocumentNode, limit: int) -> list[GraphQLError] |
     return None
 
 
-NUL_MESSAGE = "a string must not contain NUL (\\u0000): no database stores one"
-
-
-class NoNulInStrings(ASTValidationRule):
-    """No NUL in a string literal of the document (PostgreSQL's text and jsonb cannot hold one,
-    and SQLite would keep what PostgreSQL refuses): E_SCHEMA_MISMATCH, like any value out of range."""
-
-    def enter_string_value(self, node: StringValueNode, *_args: object) -> None:
-        if "\x00" in node.value:
-            self.report_error(GraphQLError(NUL_MESSAGE, node))
-
-
-def nul_error() -> GraphQLError:
-    """The refusal of a request whose variables hold a NUL (before parsing, so without a location)."""
-    return GraphQLError(NUL_MESSAGE, extensions={"code": SchemaMismatch.code})
-
-
-def nul_in_variables(variables: dict[str, object] | None) -> bool:
-    """The same for variables. Serialised JSON shows a NUL as ``\\u0000``: one search of orjson's
-    output settles almost every request, and only a hit (which a literal backslash-u could fake)
-    walks the values."""
-    if not variables or b"\\u0000" not in orjson.dumps(variables):
-        return False
-    return _has_nul(variables)
-
-
-def _has_nul(value: object) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(key) or _has_nul(item) for key, item in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(item) for item in value)
-    return False
-
-
 class Documents:
     """What the extension needs, made once per schema."""
 
@@ -163,7 +124,6 @@ class Documents:
         extra: list[type[ASTValidationRule]] = [
             depth_rule(settings.max_query_depth, None, None),
             alias_rule(settings.max_aliases),
-            NoNulInStrings,
         ]
         if settings.is_production:
             extra.append(NoSchemaIntrospectionCustomRule)

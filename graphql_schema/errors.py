@@ -1,6 +1,7 @@
 """One place that turns exceptions into GraphQL errors with the contract's codes.
 
 - a DomainError keeps its message and code (and details such as retryAfterSeconds);
+- PostgreSQL refusing a NUL in a value is the client's: E_SCHEMA_MISMATCH;
 - an error raised before execution or while coercing input (parse, validation,
   limits, wrong variable types) is the client's: E_SCHEMA_MISMATCH;
 - a database that cannot be reached (down, restarting) is a DatabaseUnavailable: a clear,
@@ -14,8 +15,8 @@ import logging
 
 from graphql.error import GraphQLError
 
-from app.errors import DatabaseUnavailable, DomainError
-from persistence.faults import database_unreachable
+from app.errors import DatabaseUnavailable, DomainError, SchemaMismatch
+from persistence.faults import database_unreachable, text_not_storable
 
 log = logging.getLogger("trainer_console.errors")
 
@@ -36,10 +37,15 @@ def _unreachable(error: GraphQLError) -> BaseException | None:
     return original if database_unreachable(original) else None
 
 
+NUL_MESSAGE = "a value must not contain NUL (\\u0000)"
+
+
 def _domain_error(error: GraphQLError) -> DomainError | None:
     original = _original(error)
     if isinstance(original, DomainError):
         return original
+    if text_not_storable(original):  # a NUL a service let through: the client's, not ours
+        return SchemaMismatch(NUL_MESSAGE)
     if _unreachable(error) is not None:
         return DatabaseUnavailable()
     return None

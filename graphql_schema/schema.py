@@ -19,7 +19,7 @@ from app import observability
 from app.errors import Unauthenticated
 from app.settings import Settings
 from graphql_schema.context import Context
-from graphql_schema.documents import Documents, nul_error, nul_in_variables
+from graphql_schema.documents import Documents
 from graphql_schema.errors import log_internal_errors, with_codes
 from graphql_schema.execution import FastExecutionContext
 from graphql_schema.guard import OperationGuard, SharedOperationGuard
@@ -38,14 +38,6 @@ Mutation = merge_types(
     "Mutation", (DirectoryMutation, LogsMutation, AnalyticsMutation, UpmMutation, OpsMutation)
 )
 Subscription = merge_types("Subscription", (UpmSubscription, AnalyticsSubscription))
-
-
-def _refused(kwargs: dict[str, Any]) -> ExecutionResult | None:
-    """A request refused before parsing: no valid token, or a NUL in its variables."""
-    refused = _unauthenticated(kwargs.get("context_value"))
-    if refused is None and nul_in_variables(kwargs.get("variable_values")):
-        refused = ExecutionResult(data=None, errors=[nul_error()])
-    return refused
 
 
 def _unauthenticated(context: object) -> ExecutionResult | None:
@@ -79,7 +71,7 @@ class Schema(strawberry.Schema):
     """Every result, over HTTP or WebSocket, carries the contract's codes (graphql_schema.errors)."""
 
     async def execute(self, *args: Any, **kwargs: Any) -> ExecutionResult:
-        refused = _refused(kwargs)
+        refused = _unauthenticated(kwargs.get("context_value"))
         if refused is not None:
             return refused
         result = await super().execute(*args, **kwargs)
@@ -88,7 +80,7 @@ class Schema(strawberry.Schema):
         return result
 
     async def stream(self, *args: Any, **kwargs: Any) -> Any:
-        refused = _refused(kwargs)
+        refused = _unauthenticated(kwargs.get("context_value"))
         if refused is not None:
             return _refused_stream(refused)
         result = await super().stream(*args, **kwargs)

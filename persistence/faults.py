@@ -42,3 +42,15 @@ def database_unreachable(error: BaseException | None) -> bool:
             return True
         error = error.__cause__ or error.__context__
     return False
+
+
+# PostgreSQL's text and jsonb cannot hold a NUL: 22021 (a NUL in a text parameter) and 22P05
+# (a \u0000 in jsonb). The client's value, not our bug: refused as a schema mismatch.
+_NOT_STORABLE = {"22021", "22P05"}
+
+
+def text_not_storable(error: BaseException | None) -> bool:
+    """True when ``error`` (or what it wraps) is PostgreSQL refusing a NUL in a value."""
+    if isinstance(error, DBAPIError):
+        error = error.orig if isinstance(error.orig, BaseException) else None
+    return getattr(error, "sqlstate", None) in _NOT_STORABLE

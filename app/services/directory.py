@@ -26,7 +26,7 @@ from app.scope import (
     principal_bound,
 )
 from app.services import audit
-from app.validation import check_id, check_page_size, check_text
+from app.validation import check_id, check_page_size, check_text, is_id
 from persistence.db import Database
 from persistence.fast_read import Read
 from persistence.models import UserRow
@@ -86,10 +86,13 @@ def _where(filter_: ScopeFilter):  # type: ignore[no-untyped-def]
 
 
 async def users_by_ids(session: AsyncSession, user_ids: Sequence[str]) -> dict[str, UserRow]:
-    """One statement for any number of ids: the DataLoader's batch."""
-    if not user_ids:
+    """One statement for any number of ids: the DataLoader's batch. A key that is not an id
+    names no user (registration checks them) and is not looked up: PostgreSQL would refuse
+    one with a NUL."""
+    ids = [user_id for user_id in user_ids if is_id(user_id)]
+    if not ids:
         return {}
-    rows = (await session.scalars(_USERS_BY_IDS, {"ids": list(user_ids)})).all()
+    rows = (await session.scalars(_USERS_BY_IDS, {"ids": ids})).all()
     return {row.user_id: row for row in rows}
 
 

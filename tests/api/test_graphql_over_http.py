@@ -291,34 +291,56 @@ async def test_a_rate_limit_refusal_is_429_without_data_in_graphql_response_json
 
 
 SUMMARY = "query($u: String!) { quizSummary(userId: $u) { totalQuizzes } }"
-TOGGLE = 'mutation { setFeatureToggle(key: "a\\u0000b", enabled: true) { key } }'
-LOG_EVENTS = "mutation($r: JSON!) { logEvents(recordsJson: $r) { accepted } }"
+TOGGLE = "mutation($k: String!) { setFeatureToggle(key: $k, enabled: true) { key } }"
+
+
+RELOAD = "mutation($t: String!) { hotReload(type: upm, targetId: $t) { targetId } }"
 
 
 @pytest.mark.parametrize(
-    "body",
+    ("query", "variables", "code"),
     [
-        {"query": '{ quizSummary(userId: "u_1\\u0000") { totalQuizzes } }'},
-        {"query": TOGGLE},
-        {"query": SUMMARY, "variables": {"u": "u_1\x00"}},
-        {"query": LOG_EVENTS, "variables": {"r": [{"eventType": "login", "payload": {"k\x00": 1}}]}},
+        ('{ quizSummary(userId: "u_1\\u0000") { totalQuizzes } }', None, "NOT_FOUND"),
+        (SUMMARY, {"u": "u_1\x00"}, "NOT_FOUND"),
+        ('{ user(id: "u_1\\u0000") { name } }', None, "NOT_FOUND"),
+        (
+            'mutation { setFeatureToggle(key: "quiz_auto_generate\\u0000", enabled: true) { key } }',
+            None,
+            "NOT_FOUND",
+        ),
+        (TOGGLE, {"k": "\x00"}, "NOT_FOUND"),
+        (RELOAD, {"t": "upm_default_v1\x00"}, "E_RELOAD_FAILED"),
     ],
 )
-async def test_a_nul_in_a_string_is_a_schema_mismatch_on_every_database(client, admin, body):
-    """Found by the schema fuzz: PostgreSQL cannot store a NUL, which answered
-    INTERNAL_SERVER_ERROR there (and SQLite kept it)."""
+async def test_a_nul_in_an_id_names_nothing_on_every_database(client, admin, query, variables, code):
+    """Found by the schema fuzz: PostgreSQL cannot hold a NUL, and these ids with one answered
+    INTERNAL_SERVER_ERROR there (SQLite looked them up)."""
     # when
-    legacy = await post(client, body, admin)
-    strict = await post(client, body, admin, accept=RESPONSE_JSON)
-    # then: refused before execution, inline or through variables
-    assert legacy.status_code == 200 and legacy.json()["data"] is None
-    assert error_codes(legacy.json()) == ["E_SCHEMA_MISMATCH"]
-    assert "NUL" in legacy.json()["errors"][0]["message"]
-    assert strict.status_code == 400 and "data" not in strict.json()
+    response = await post(client, {"query": query, "variables": variables}, admin)
+    # then: like any id that names nothing
+    assert error_codes(response.json()) == [code]
 
 
-async def test_a_backslash_u_written_out_is_not_a_nul(client, admin):
-    # when: the text \u0000 (six characters), which JSON encodes as \\u0000
-    response = await post(client, {"query": SUMMARY, "variables": {"u": "u\\u0000"}}, admin)
-    # then: an ordinary (unknown, ill-formed) user id, not a NUL
-    assert "NUL" not in str(response.json())
+async def test_a_nul_in_a_user_id_is_forbidden_to_a_scoped_operator(client, token):
+    response = await post(
+        client, {"query": SUMMARY, "variables": {"u": "u\x00"}}, token("branch", branch_id="b_1")
+    )
+    assert error_codes(response.json()) == ["FORBIDDEN"]
+
+
+def test_postgresql_refusing_a_nul_is_the_clients_schema_mismatch():
+    # given: what SQLAlchemy raises when asyncpg reports SQLSTATE 22021 or 22P05
+    from asyncpg.exceptions import CharacterNotInRepertoireError, UntranslatableCharacterError
+    from graphql import GraphQLError
+    from sqlalchemy.exc import DBAPIError
+
+    from graphql_schema.errors import is_internal, with_code
+
+    for refused in (CharacterNotInRepertoireError("0x00"), UntranslatableCharacterError("\\u0000")):
+        error = GraphQLError("boom", original_error=DBAPIError("SELECT", {}, refused))
+        # when
+        answered = with_code(error)
+        # then
+        assert not is_internal(error)
+        assert answered.extensions == {"code": "E_SCHEMA_MISMATCH"}
+        assert "NUL" in answered.message

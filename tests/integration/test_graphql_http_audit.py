@@ -33,7 +33,7 @@ def _node_and_audit() -> str:
     return node
 
 
-def test_the_graphql_over_http_audit_finds_no_warning_and_no_error(database_url, token):
+def test_the_graphql_over_http_audit_finds_no_warning_and_no_error(database_url, token, capsys):
     # given: the audit installed, a real server, and an admin token (every request needs one)
     node = _node_and_audit()
     with live_server(database_url) as base:
@@ -45,8 +45,10 @@ def test_the_graphql_over_http_audit_finds_no_warning_and_no_error(database_url,
             timeout=120,
         )
     # then
-    print(run.stdout, run.stderr)
-    counts = json.loads(run.stdout.strip().splitlines()[-1])
+    lines = run.stdout.strip().splitlines()
+    with capsys.disabled():  # the counts in every run, not only when the test fails
+        print("\ngraphql-http audit:", lines[-2] if len(lines) > 1 else run.stdout, run.stderr)
+    counts = json.loads(lines[-1])
     assert counts["must"]["ok"] == counts["must"]["total"] > 0
     assert (counts["warn"], counts["error"]) == (0, 0), run.stdout
     assert counts["ok"] + counts["notice"] == counts["total"]

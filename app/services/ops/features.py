@@ -10,6 +10,7 @@ from app.services.ops import policy
 from app.services.ops.catalog import ACTION_SET_FEATURE_TOGGLE
 from app.services.ops.state import OpsRuntime
 from app.services.ops.values import Stamp, Toggle
+from app.validation import is_id
 from persistence.models.ops import FeatureToggleRow
 
 
@@ -22,7 +23,8 @@ async def set_toggle(
 ) -> Toggle:
     """Unknown key: NOT_FOUND; a toggle the caller's role may not flip: FORBIDDEN."""
     async with ops.change() as session:
-        row = await session.get(FeatureToggleRow, key)
+        # keys are ids: another text (a NUL, which PostgreSQL refuses) names no toggle
+        row = await session.get(FeatureToggleRow, key) if is_id(key) else None
         if row is None:
             raise NotFound(f"no feature toggle {key!r}", key=key)
         policy.ensure_can_flip(principal, row.key, row.region_flippable)

@@ -26,7 +26,7 @@ from app.services.ops.catalog import ACTION_HOT_RELOAD, ACTION_UPLOAD_RULESET, R
 from app.services.ops.documents import content_hash, validate_document
 from app.services.ops.state import OpsRuntime, active_view
 from app.services.ops.values import ActiveRuleset
-from app.validation import check_id, check_page_size
+from app.validation import check_id, check_page_size, is_id
 from persistence.models.ops import ActiveRulesetRow, RulesetRow
 
 
@@ -164,16 +164,19 @@ async def hot_reload(
     async with ops.change() as session:
         state = await session.get(ActiveRulesetRow, kind.value)
         assert state is not None, "migration 0005 seeds one row per type"
-        target = await by_id(session, target_id)
+        # ruleset ids are ids (upload checks them): another text names none, and is not looked
+        # up (PostgreSQL refuses a NUL)
+        target = await by_id(session, target_id) if is_id(target_id) else None
         problem = _problem(kind, target_id, target)
         before, previous, now = _state_json(state), state.ruleset_id, datetime.now(UTC)
         if problem is None:
             activate(state, target_id, principal, now)
             after = _state_json(state)
         else:
-            state.state, state.failed_target_id = RulesetState.degraded.value, target_id[:128]
+            recorded = target_id.replace("\x00", "\ufffd")  # what PostgreSQL can hold
+            state.state, state.failed_target_id = RulesetState.degraded.value, recorded[:128]
             state.last_error, state.failed_at = problem, now
-            after = {**_state_json(state), "failedTargetId": target_id, "error": problem}
+            after = {**_state_json(state), "failedTargetId": recorded, "error": problem}
         await session.run_sync(
             ops.audit.append,
             principal,
