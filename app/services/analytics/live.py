@@ -49,6 +49,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.services.analytics.rules import (
@@ -488,20 +489,6 @@ async def _resum_paths(session: AsyncSession, sql: Dialect) -> None:
         touched, sa.and_(u.day == touched.c.day, *(u[name] == touched.c[name] for name in SCOPE))
     )
     keys = (u.day, *(u[name] for name in SCOPE))
-    user = u.user_id.collate("C") if sql.postgres else u.user_id
-    ranked = (
-        sa.select(
-            *keys,
-            u.user_id,
-            u.latest_at,
-            *(u[name] for name in VERSIONS),
-            sa.func.row_number()
-            .over(partition_by=keys, order_by=(u.latest_at.desc(), user.desc()))
-            .label("rn"),
-        )
-        .select_from(users)
-        .subquery("ranked")
-    )
     values = {
         "users": sa.func.count(),
         "active_users": count_if(u.logins > 0),
@@ -512,24 +499,57 @@ async def _resum_paths(session: AsyncSession, sql: Dialect) -> None:
         },
         "xp_total_sum": sa.func.sum(u.xp_base + u.xp_gained),
     }
-    sums = (
-        sa.select(*keys, *(value.label(name) for name, value in values.items()))
-        .select_from(users)
-        .group_by(*keys)
-        .subquery("sums")
-    )
-    r = ranked.c
-    joined = sums.join(
-        ranked, sa.and_(r.rn == 1, r.day == sums.c.day, *(r[name] == sums.c[name] for name in SCOPE))
-    )
-    select = sa.select(
-        sums.c.day,
-        *(sums.c[name] for name in SCOPE),
-        *(sums.c[name] for name in PATH_COUNTERS),
-        r.latest_at,
-        r.user_id,
-        *(r[name] for name in VERSIONS),
-    ).select_from(joined)
+    if sql.postgres:
+        # the path's latest user (latest record, then greatest userId) in the same GROUP BY: new
+        # tables have no statistics, and a join of two grouped subqueries became a nested loop
+        order = (u.latest_at.desc(), u.user_id.collate("C").desc())
+
+        def first(column: Any) -> Any:
+            return sa.func.array_agg(aggregate_order_by(column, *order))[1]
+
+        select = (
+            sa.select(
+                *keys,
+                *(value.label(name) for name, value in values.items()),
+                sa.func.max(u.latest_at),
+                first(u.user_id),
+                *(first(u[name]) for name in VERSIONS),
+            )
+            .select_from(users)
+            .group_by(*keys)
+        )
+    else:
+        ranked = (
+            sa.select(
+                *keys,
+                u.user_id,
+                u.latest_at,
+                *(u[name] for name in VERSIONS),
+                sa.func.row_number()
+                .over(partition_by=keys, order_by=(u.latest_at.desc(), u.user_id.desc()))
+                .label("rn"),
+            )
+            .select_from(users)
+            .subquery("ranked")
+        )
+        sums = (
+            sa.select(*keys, *(value.label(name) for name, value in values.items()))
+            .select_from(users)
+            .group_by(*keys)
+            .subquery("sums")
+        )
+        r = ranked.c
+        joined = sums.join(
+            ranked, sa.and_(r.rn == 1, r.day == sums.c.day, *(r[name] == sums.c[name] for name in SCOPE))
+        )
+        select = sa.select(
+            sums.c.day,
+            *(sums.c[name] for name in SCOPE),
+            *(sums.c[name] for name in PATH_COUNTERS),
+            r.latest_at,
+            r.user_id,
+            *(r[name] for name in VERSIONS),
+        ).select_from(joined)
     columns = ["day", *SCOPE, *PATH_COUNTERS, "latest_at", "latest_user", *VERSIONS]
     await session.execute(sa.insert(LIVE_PATH_DAY).from_select(columns, select))
 
