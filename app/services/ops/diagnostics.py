@@ -56,11 +56,12 @@ class MetricsSummary:
 
     @property
     def error_rate(self) -> float:
-        return self.server_errors / self.operations if self.operations else 0.0
+        """Rounded to 6 places, as both transports show it."""
+        return round(self.server_errors / self.operations, 6) if self.operations else 0.0
 
     @property
     def client_error_rate(self) -> float:
-        return self.client_errors / self.operations if self.operations else 0.0
+        return round(self.client_errors / self.operations, 6) if self.operations else 0.0
 
 
 class OperationMetrics:
