@@ -69,7 +69,7 @@ class Settings(BaseSettings):
     # Live analytics (app.services.analytics.live): the deriver folding new raw records into the
     # day's counters runs in the app's lifespan, polling this often (seconds).
     live_derive: bool = True
-    live_derive_interval: float = Field(default=0.2, gt=0, le=60)
+    live_derive_interval: float = Field(default=0.5, gt=0, le=60)
     # Ingestion (data-layer §3, §6): records per logEvents/logInteractions/logSessions call, and the
     # allowed eventTypes (TRAINER_EVENT_TYPES, comma-separated or a JSON list; replaces the default).
     max_batch_records: int = Field(default=5000, ge=1)

@@ -51,6 +51,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.schema import CreateTable
 
 from app.services.analytics.rules import (
     BADGE_PREFIX,
@@ -80,6 +81,7 @@ from persistence.models.live import (
     USER_COUNTERS,
     VERSIONS,
 )
+from persistence.prepared import as_text
 
 log = logging.getLogger("trainer_console.analytics.live")
 
@@ -145,6 +147,41 @@ class Watermark:
         new = sa.or_(txid >= previous.xmax, txid.in_(previous.xip)) if previous.xip else txid >= previous.xmax
         return sa.and_(txid >= previous.xmin, new, now)
 
+    def new_rows(self, previous: Watermark) -> tuple[dict[str, Any], dict[str, Any], str]:
+        """``since`` for every log, spelt with named parameters: the same SQL on every fold
+        (rendered once, see ``_run``), with the values in the returned parameters. The third
+        item names the SQL's shape (the key its rendering is kept under)."""
+        big = sa.BigInteger()
+        where: dict[str, Any] = {}
+        if self.seqs:
+            params: dict[str, Any] = {}
+            for table, _ts, _source, column in LOGS:
+                seq = table.c.seq
+                after, upto = f"{column}_after", f"{column}_upto"
+                where[column] = sa.and_(
+                    seq > sa.bindparam(after, type_=big), seq <= sa.bindparam(upto, type_=big)
+                )
+                params |= {after: previous.seqs.get(column, 0), upto: self.seqs[column]}
+            return where, params, "seq"
+        ids = postgresql.ARRAY(sa.BigInteger)
+        params = {"xmax": self.xmax, "xip": list(self.xip)}
+        if not previous.empty:
+            params |= {"prev_xmin": previous.xmin, "prev_xmax": previous.xmax, "prev_xip": list(previous.xip)}
+        for table, _ts, _source, column in LOGS:
+            txid = table.c.txid
+            now = sa.and_(
+                txid < sa.bindparam("xmax", type_=big), txid != sa.all_(sa.bindparam("xip", type_=ids))
+            )
+            if previous.empty:
+                where[column] = sa.or_(txid.is_(None), now)
+                continue
+            new = sa.or_(
+                txid >= sa.bindparam("prev_xmax", type_=big),
+                txid == sa.any_(sa.bindparam("prev_xip", type_=ids)),
+            )
+            where[column] = sa.and_(txid >= sa.bindparam("prev_xmin", type_=big), new, now)
+        return where, params, "first" if previous.empty else "txid"
+
 
 @dataclass(frozen=True, slots=True)
 class Fold:
@@ -157,6 +194,26 @@ class Fold:
 
 def _insert(sql: Dialect, table: sa.Table) -> Any:
     return (postgresql.insert if sql.postgres else sqlite.insert)(table)
+
+
+_RENDERED: dict[tuple[str, str], sa.TextClause] = {}
+
+
+async def _run(
+    session: AsyncSession, key: str | None, build: Callable[[], Any], params: dict[str, Any] | None = None
+) -> Any:
+    """Execute a statement of a fold. With ``key``, it is rendered to SQL once per dialect and
+    kept: SQLAlchemy compiles an ``INSERT ... ON CONFLICT`` on every execution (no cache key),
+    and a fold's took tens of milliseconds, whatever the number of new records. Without, it
+    is built and compiled as usual (``recount``: its day lists vary)."""
+    conn = await session.connection()
+    if key is None:
+        return await conn.execute(build(), params)
+    dialect = conn.dialect.name
+    statement = _RENDERED.get((dialect, key))
+    if statement is None:
+        statement = _RENDERED[(dialect, key)] = as_text(build(), dialect)
+    return await conn.execute(statement, params)
 
 
 class _Temp:
@@ -183,12 +240,25 @@ class _Temp:
             postgresql_on_commit="DROP",
         )
         self.meta = meta
+        self._ddl: dict[str, list[str]] = {}
 
     async def create(self, session: AsyncSession) -> None:
-        await session.run_sync(lambda s: self.meta.create_all(s.connection()))
+        """``CREATE TEMPORARY TABLE IF NOT EXISTS``: PostgreSQL drops them at COMMIT; a SQLite
+        connection keeps them, empty, for its next fold (no DDL per fold)."""
+        conn = await session.connection()
+        ddl = self._ddl.get(conn.dialect.name)
+        if ddl is None:
+            ddl = self._ddl[conn.dialect.name] = [
+                str(CreateTable(table, if_not_exists=True).compile(dialect=conn.dialect))
+                for table in self.meta.sorted_tables
+            ]
+        for statement in ddl:
+            await conn.exec_driver_sql(statement)
 
     async def drop(self, session: AsyncSession) -> None:
-        await session.run_sync(lambda s: self.meta.drop_all(s.connection()))
+        conn = await session.connection()
+        for table in self.meta.sorted_tables:
+            await conn.execute(sa.delete(table))
 
 
 TEMP = _Temp()
@@ -215,11 +285,17 @@ async def _lock(session: AsyncSession, sql: Dialect, holder: str, wait: bool) ->
 async def _current(session: AsyncSession, sql: Dialect) -> Watermark:
     if sql.postgres:
         return Watermark.parse(await session.scalar(sa.text("SELECT pg_current_snapshot()::text")))
-    seqs = {}
-    for table, _ts, _source, column in LOGS:
-        seqs[column] = int(
-            await session.scalar(sa.select(sa.func.coalesce(sa.func.max(table.c.seq), 0))) or 0
+    latest = (
+        await session.execute(
+            sa.select(
+                *(
+                    sa.select(sa.func.coalesce(sa.func.max(table.c.seq), 0)).scalar_subquery()
+                    for table, _ts, _source, _column in LOGS
+                )
+            )
         )
+    ).one()
+    seqs = {column: int(seq or 0) for (*_rest, column), seq in zip(LOGS, latest, strict=True)}
     return Watermark(seqs=seqs, empty=False)
 
 
@@ -229,13 +305,14 @@ def _stored(state: dict[str, Any], sql: Dialect) -> Watermark:
     return Watermark(seqs={column: int(state[column]) for *_rest, column in LOGS}, empty=False)
 
 
-def _threshold(day: Any, default: float) -> Any:
-    """The pass threshold of the record's day: the day's own once it has counters."""
+def _threshold(day: Any) -> Any:
+    """The pass threshold of the record's day: the day's own once it has counters, else the
+    fold's (the ``threshold`` parameter)."""
     recorded = sa.select(LIVE_DAY.c.quiz_pass_threshold).where(LIVE_DAY.c.day == day).scalar_subquery()
-    return sa.func.coalesce(recorded, sa.literal(default, sa.Float))
+    return sa.func.coalesce(recorded, sa.bindparam("threshold", type_=sa.Float()))
 
 
-def _parts(where: dict[str, Any], threshold: float, sql: Dialect) -> sa.Subquery:
+def _parts(where: dict[str, Any], sql: Dialect) -> sa.Subquery:
     """The new records' counters per (day, user) and log, as one UNION ALL."""
     e, s, i = EVENTS.c, SESSIONS.c, INTERACTIONS.c
     zero = sa.literal(0)
@@ -273,7 +350,7 @@ def _parts(where: dict[str, Any], threshold: float, sql: Dialect) -> sa.Subquery
                     s.engine == QUIZ,
                     sa.func.coalesce(
                         sa.cast(s.correct_answers, sa.Float) / sa.func.nullif(s.turn_count, 0)
-                        >= _threshold(s.day, threshold),
+                        >= _threshold(s.day),
                         False,
                     ),
                 )
@@ -342,54 +419,86 @@ def _xp_base(user_id: Any, day: Any) -> Any:
     return sa.func.coalesce(prev, 0)
 
 
-async def _apply(session: AsyncSession, sql: Dialect, where: dict[str, Any], threshold: float) -> None:
-    """Fold the records ``where`` selects (per log) into the counters and the touched paths."""
-    u = LIVE_USER_DAY.c
-    fold_users = TEMP.users.c
-    # the (day, user)s touched, with how many records and the oldest receive time
-    touched = sa.union_all(
-        *(
-            sa.select(t.c.day, t.c.user_id, t.c.received_at).where(where[column])
-            for t, _ts, _source, column in LOGS
-        )
-    ).subquery("touched")
-    await session.execute(
-        sa.insert(TEMP.users).from_select(
+async def _apply(
+    session: AsyncSession,
+    sql: Dialect,
+    where: dict[str, Any],
+    params: dict[str, Any],
+    key: str | None,
+    threshold: float,
+) -> None:
+    """Fold the records ``where`` selects (per log) into the counters and the touched paths.
+
+    ``params``: the values of ``where``'s named parameters; ``key``: the name of ``where``'s
+    shape, under which the statements that use it are rendered once (None: not kept)."""
+    params = {**params, "threshold": threshold, "now": datetime.now(UTC)}
+
+    def keyed(name: str) -> str | None:
+        return None if key is None else f"{key}:{name}"
+
+    def fold_users() -> Any:
+        # the (day, user)s touched, with how many records and the oldest receive time
+        touched = sa.union_all(
+            *(
+                sa.select(t.c.day, t.c.user_id, t.c.received_at).where(where[column])
+                for t, _ts, _source, column in LOGS
+            )
+        ).subquery("touched")
+        return sa.insert(TEMP.users).from_select(
             ["day", "user_id", "n", "first_received"],
             sa.select(
                 touched.c.day, touched.c.user_id, sa.func.count(), sa.func.min(touched.c.received_at)
             ).group_by(touched.c.day, touched.c.user_id),
         )
-    )
+
+    await _run(session, keyed("users"), fold_users, params)
     # the paths those users were on before this fold
     await _touched_paths(session)
     # the days, before their sessions are counted with the day's threshold
-    now = datetime.now(UTC)
+    await _run(session, "days", lambda: _new_days(sql), params)
+    await _run(session, "stale", _stale_days, params)
+    await _run(session, keyed("counters"), lambda: _counters(where, sql), params)
+    await _run(session, keyed("badges"), lambda: _badges(where, sql), params)
+    # and the paths they are on now; then those paths summed again from the counters
+    await _touched_paths(session)
+    await _resum_paths(session, sql)
+
+
+def _new_days(sql: Dialect) -> Any:
+    fold_users = TEMP.users.c
     days = (
         sa.select(
             fold_users.day,
-            sa.literal(threshold, sa.Float),
+            sa.bindparam("threshold", type_=sa.Float()),
             sa.false(),
-            sa.literal(now, sa.DateTime(timezone=True)),
+            sa.bindparam("now", type_=sa.DateTime(timezone=True)),
         )
         .where(sa.true())  # SQLite: "SELECT ... FROM t ON CONFLICT" would parse as a join
         .distinct()
     )
-    await session.execute(
+    return (
         _insert(sql, LIVE_DAY)
         .from_select(["day", "quiz_pass_threshold", "stale", "changed_at"], days)
         .on_conflict_do_nothing(index_elements=["day"])
     )
-    # a record for a built day: the day is stale until rebuilt
-    await session.execute(
+
+
+def _stale_days() -> Any:
+    """A record for a built day: the day is stale until rebuilt."""
+    return (
         sa.update(LIVE_DAY)
         .where(
-            LIVE_DAY.c.day.in_(sa.select(fold_users.day)),
+            LIVE_DAY.c.day.in_(sa.select(TEMP.users.c.day)),
             LIVE_DAY.c.day.in_(sa.select(BUILDS.c.day)),
         )
-        .values(stale=True, changed_at=now)
+        .values(stale=True, changed_at=sa.bindparam("now", type_=sa.DateTime(timezone=True)))
     )
-    parts = _parts(where, threshold, sql)
+
+
+def _counters(where: dict[str, Any], sql: Dialect) -> Any:
+    """The new records' counters per (day, user), added to ``live_user_day``."""
+    u = LIVE_USER_DAY.c
+    parts = _parts(where, sql)
     p = parts.c
     counters = (*USER_COUNTERS, "xp_gained")
     sums = (
@@ -436,8 +545,11 @@ async def _apply(session: AsyncSession, sql: Dialect, where: dict[str, Any], thr
     updates["xp_base"] = ex.xp_base
     for name in ("latest_at", "latest_source", "latest_seq", *VERSIONS, *SCOPE):
         updates[name] = sa.case((newer, ex[name]), else_=u[name])
-    await session.execute(statement.on_conflict_do_update(index_elements=["day", "user_id"], set_=updates))
-    # the day's badges
+    return statement.on_conflict_do_update(index_elements=["day", "user_id"], set_=updates)
+
+
+def _badges(where: dict[str, Any], sql: Dialect) -> Any:
+    """The day's badges claimed by the new records."""
     e = EVENTS.c
     badges = (
         sa.select(e.day, e.user_id, sa.func.substr(e.action, len(BADGE_PREFIX) + 1))
@@ -449,40 +561,43 @@ async def _apply(session: AsyncSession, sql: Dialect, where: dict[str, Any], thr
         )
         .distinct()
     )
-    await session.execute(
+    return (
         _insert(sql, LIVE_USER_BADGE)
         .from_select(["day", "user_id", "badge"], badges.where(sa.true()))
         .on_conflict_do_nothing()
     )
-    # and the paths they are on now; then those paths summed again from the counters
-    await _touched_paths(session)
-    await _resum_paths(session, sql)
 
 
 async def _touched_paths(session: AsyncSession) -> None:
     """The paths the fold's users are on (driven from the fold's users: primary-key probes)."""
     u, f = LIVE_USER_DAY.c, TEMP.users.c
     on = sa.and_(u.day == f.day, u.user_id == f.user_id)
-    await session.execute(
-        sa.insert(TEMP.paths).from_select(
+    await _run(
+        session,
+        "touched_paths",
+        lambda: sa.insert(TEMP.paths).from_select(
             ["day", *SCOPE],
             sa.select(u.day, *(u[name] for name in SCOPE))
             .select_from(TEMP.users.join(LIVE_USER_DAY, on))
             .distinct(),
-        )
+        ),
     )
 
 
 async def _resum_paths(session: AsyncSession, sql: Dialect) -> None:
     """Every touched (day, path) of live_path_day, summed again from its users' counters
     (found through the (day, path) index of live_user_day, never a scan of other days)."""
+    await _run(session, "resum_delete", lambda: _resum(sql)[0])
+    await _run(session, "resum_insert", lambda: _resum(sql)[1])
+
+
+def _resum(sql: Dialect) -> tuple[Any, Any]:
+    """``_resum_paths``'s DELETE and INSERT."""
     p, u, t = LIVE_PATH_DAY.c, LIVE_USER_DAY.c, TEMP.paths.c
     touched = sa.select(t.day, *(t[name] for name in SCOPE)).distinct().subquery("touched")
-    await session.execute(
-        sa.delete(LIVE_PATH_DAY).where(
-            sa.tuple_(p.day, *(p[name] for name in SCOPE)).in_(
-                sa.select(touched.c.day, *(touched.c[name] for name in SCOPE))
-            )
+    delete = sa.delete(LIVE_PATH_DAY).where(
+        sa.tuple_(p.day, *(p[name] for name in SCOPE)).in_(
+            sa.select(touched.c.day, *(touched.c[name] for name in SCOPE))
         )
     )
     users = LIVE_USER_DAY.join(
@@ -551,7 +666,7 @@ async def _resum_paths(session: AsyncSession, sql: Dialect) -> None:
             *(r[name] for name in VERSIONS),
         ).select_from(joined)
     columns = ["day", *SCOPE, *PATH_COUNTERS, "latest_at", "latest_user", *VERSIONS]
-    await session.execute(sa.insert(LIVE_PATH_DAY).from_select(columns, select))
+    return delete, sa.insert(LIVE_PATH_DAY).from_select(columns, select)
 
 
 async def _recount(
@@ -569,7 +684,7 @@ async def _recount(
     where = {
         column: sa.and_(table.c.day.in_(days), seen.sees(table, column)) for table, _ts, _s, column in LOGS
     }
-    await _in_temp(session, lambda: _apply(session, sql, where, threshold))
+    await _in_temp(session, lambda: _apply(session, sql, where, {}, None, threshold))
 
 
 async def _in_temp(session: AsyncSession, work: Callable[[], Any]) -> None:
@@ -613,12 +728,12 @@ async def fold(
     recounted = frozenset({*other, *recount})
     if not previous.empty or not sql.postgres:
         await _recount(session, sql, sorted(recounted), previous, threshold)
-    where = {column: now.since(previous, table, column) for table, _ts, _s, column in LOGS}
+    where, params, shape = now.new_rows(previous)
     records, days, first = 0, frozenset[date](), None
 
     async def work() -> None:
         nonlocal records, days, first
-        await _apply(session, sql, where, threshold)
+        await _apply(session, sql, where, params, shape, threshold)
         f = TEMP.users.c
         rows = (
             await session.execute(
