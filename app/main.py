@@ -53,6 +53,7 @@ from graphql_schema.transport import (
 from persistence.db import Database
 from rest.app import create_rest_app
 from rest.app import mount as rest_mount
+from rest.fastlane import FastLane
 
 log = logging.getLogger("trainer_console")
 
@@ -302,6 +303,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         middleware=[
             Middleware(observability.RequestTelemetry),
             Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, live_limit=live_body_limit(ops)),
+            # the engines' REST log POSTs, answered here, before the router (rest.fastlane)
+            Middleware(FastLane, api=rest),
         ],
         lifespan=lifespan,
     )

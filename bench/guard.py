@@ -12,6 +12,8 @@ only, after a warm-up that leaves every cache of the app as a long-running serve
 
 - ``log_scenario``: one ``logScenario``, 32 engines at a time (the ``bench.micro request``
   round, shorter), about users already registered;
+- ``rest_log``: one ``POST /operator/upm/scenario/log`` (the same log over REST), 32 engines
+  at a time, about the same users;
 - ``log_events_1000``: one ``logEvents(recordsJson:)`` batch of 1,000 events;
 - ``dashboard_page``: one ``users(first: 100) { performance { … } }`` page (``bench.upm``'s);
 - ``performance_summary``: one ``performanceSummary`` of a user with 8 logs.
@@ -40,7 +42,7 @@ from app.auth import Role, issue_token
 from app.main import create_app
 from app.settings import Settings
 from bench.inprocess import instructions, post
-from bench.upm import DASHBOARD, LOG_SCENARIO, RAISE_LIMITS, SECRET, fresh_database, quiz, scenario
+from bench.upm import DASHBOARD, LOG_SCENARIO, RAISE_LIMITS, REST_LOG, SECRET, fresh_database, quiz, scenario
 
 BUDGETS = Path(__file__).with_name("budgets.txt")
 TOLERANCE = 0.10
@@ -53,19 +55,22 @@ SUMMARY = (
     "quiz { totalQuizzes avgAccuracy strengths weaknesses } skill { upsell productKnowledge } } }"
 )
 # The two processes the four paths are measured in (run side by side, one per core).
-GROUPS = {"writes": ("log_scenario", "log_events_1000"), "reads": ("dashboard_page", "performance_summary")}
+GROUPS = {
+    "writes": ("log_scenario", "rest_log", "log_events_1000"),
+    "reads": ("dashboard_page", "performance_summary"),
+}
 
 
 def _body(query: str, variables: dict[str, Any]) -> bytes:
     return json.dumps({"query": query, "variables": variables}).encode()
 
 
-async def _in_parallel(bodies: list[bytes], app: Any, tokens: list[str]) -> None:
+async def _in_parallel(bodies: list[bytes], app: Any, tokens: list[str], path: str = "/graphql") -> None:
     """``CLIENTS`` clients, each sending its share of the bodies one after another."""
 
     async def client(n: int) -> None:
         for body in bodies[n::CLIENTS]:
-            await post(app, body, tokens[n % len(tokens)])
+            await post(app, body, tokens[n % len(tokens)], path)
 
     await asyncio.gather(*(client(n) for n in range(CLIENTS)))
 
@@ -103,6 +108,16 @@ async def _writes(app: Any, admin: str, engines: list[str], only: set[str]) -> N
         with instructions() as counted:
             await _in_parallel(measured, app, engines)
         _report("log_scenario", counted.instructions, len(measured))
+    if "rest_log" in only:
+        rest = [
+            json.dumps(scenario(i % USERS, i)).encode()
+            for i in range(USERS + 7 * CLIENTS, USERS + 14 * CLIENTS)
+        ]
+        await _in_parallel(rest[: 2 * CLIENTS], app, engines, REST_LOG)  # warm-up
+        await _settled(app)
+        with instructions() as counted:
+            await _in_parallel(rest[2 * CLIENTS :], app, engines, REST_LOG)
+        _report("rest_log", counted.instructions, len(rest) - 2 * CLIENTS)
     if "log_events_1000" in only:
         events = make_events(3000, run="guard")
         batches = [_body(LOG_EVENTS, {"records": events[i : i + 1000]}) for i in range(0, 3000, 1000)]

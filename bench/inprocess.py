@@ -11,14 +11,14 @@ from contextlib import contextmanager
 from typing import Any
 
 
-async def post(app: Any, body: bytes, token: str) -> bytes:
-    """POST /graphql and return the answer's body; any HTTP or GraphQL error ends the run."""
+async def post(app: Any, body: bytes, token: str, path: str = "/graphql") -> bytes:
+    """POST ``path`` and return the answer's body; any HTTP or GraphQL error ends the run."""
     headers = [
         (b"content-type", b"application/json"),
         (b"authorization", b"Bearer " + token.encode()),
         (b"content-length", str(len(body)).encode()),
     ]
-    scope = {"type": "http", "method": "POST", "path": "/graphql", "query_string": b"", "headers": headers}
+    scope = {"type": "http", "method": "POST", "path": path, "query_string": b"", "headers": headers}
     sent: list[dict[str, Any]] = []
 
     async def receive() -> dict[str, Any]:

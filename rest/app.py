@@ -24,7 +24,6 @@ from persistence.db import Database
 from rest import data, ops, upm
 from rest.calls import Services
 from rest.errors import HANDLERS
-from rest.fastlane import FastLane
 
 ROUTERS = (upm.router, ops.router, data.router)
 PREFIX = "/operator"
@@ -100,7 +99,7 @@ def mount(api: FastAPI) -> Mount:
     """``/operator`` and everything under it, to the REST app; its regex also matches a path with
     an encoded newline (``%0A``), which Starlette's does not, so that every ``/operator`` path is
     answered by the REST app (404 in the envelope) and never by the outer plain-text 404."""
-    route = Mount(PREFIX, Unmounted(FastLane(api)))
+    route = Mount(PREFIX, Unmounted(api))
     route.path_regex = re.compile(route.path_regex.pattern, re.DOTALL)
     return route
 

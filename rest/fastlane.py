@@ -1,6 +1,7 @@
 """The four log POSTs (``/operator/upm/{scenario|quiz|learning|mission}/log``), the engines' hot path,
 served without FastAPI's per-request machinery (route matching over every route, dependency
-solving, its exit stack): about a third of a log's CPU through FastAPI.
+solving, its exit stack; about a third of a log's CPU through FastAPI), and without the app's
+router and mount in front of it.
 
 Nothing else differs: the routes are declared in ``rest.upm`` (which the OpenAPI document is
 generated from) with the same body models; a call goes through the same ``begin``/``end``
@@ -17,7 +18,7 @@ from fastapi import FastAPI
 from pydantic import BaseModel, ValidationError
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app import policy
 from app.errors import DomainError, SchemaMismatch
@@ -42,14 +43,18 @@ def _json(content_type: str | None) -> bool:
 
 
 class FastLane:
-    def __init__(self, api: FastAPI) -> None:
-        self.api = api
+    """ASGI middleware of the app (``app.main``), inside the request telemetry and the body-size
+    limit, before the router: a log POST goes no further than here; everything else goes on to
+    the app's routes (and ``/operator`` to the FastAPI app)."""
+
+    def __init__(self, app: ASGIApp, api: FastAPI) -> None:
+        self.app = app
         self.services: Services = api.state.services
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         route = LOGS.get(scope["path"]) if scope["type"] == "http" and scope["method"] == "POST" else None
         if route is None:
-            await self.api(scope, receive, send)
+            await self.app(scope, receive, send)
             return
         request = Request(scope, receive)
         try:

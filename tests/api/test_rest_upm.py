@@ -290,9 +290,9 @@ async def through_fastapi(app):
     from rest.app import Unmounted
     from tests.rest_client import RestClient
 
-    lane = next(route.app.app for route in app.routes if getattr(route, "path", "") == "/operator")
+    api = next(route.app.app for route in app.routes if getattr(route, "path", "") == "/operator")
     async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=Unmounted(lane.api)), base_url="http://testserver"
+        transport=httpx.ASGITransport(app=Unmounted(api)), base_url="http://testserver"
     ) as http:
         yield lambda contract: RestClient(http, contract)
 
