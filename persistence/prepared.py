@@ -77,8 +77,18 @@ def _faster(impl: Any, dialect: Dialect) -> Callable[[Any], Any] | None:
     kind = type(impl)
     if kind is sqlite.DATETIME and impl._storage_format == sqlite.DATETIME._storage_format:
 
+        last: tuple[Any, Any] = (None, None)  # a batch's rows share their ``now``: the last text
+
         def datetime_text(value: Any) -> Any:
-            return value.isoformat(" ", "microseconds")[:26] if type(value) is datetime else process(value)
+            nonlocal last
+            seen = last
+            if seen[0] is value:
+                return seen[1]
+            if type(value) is not datetime:
+                return process(value)
+            text = value.isoformat(" ", "microseconds")[:26]
+            last = (value, text)
+            return text
 
         return datetime_text
     if kind is sqlite.DATE and impl._storage_format == sqlite.DATE._storage_format:

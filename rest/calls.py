@@ -12,13 +12,12 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 from fastapi import Depends, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import ValidationError
-from starlette.datastructures import Headers
 
 from app.auth import Principal, Role, principal_from_header
 from app.coordination.verdicts import Lease
@@ -71,7 +70,15 @@ class Metered:
     started: float
 
 
-async def begin(services: Services, headers: Headers, roles: Roles, endpoint: str) -> tuple[Call, Metered]:
+class HeaderLookup(Protocol):
+    """What ``begin`` reads of a request's headers (Starlette's ``Headers``, or the fast lane's)."""
+
+    def get(self, name: str, /) -> str | None: ...
+
+
+async def begin(
+    services: Services, headers: HeaderLookup, roles: Roles, endpoint: str
+) -> tuple[Call, Metered]:
     """Authenticate, authorise, and charge an engine's call as one operation: what every REST
     call does first (the FastAPI dependency below, and ``rest.fastlane`` for the log POSTs)."""
     principal = principal_from_header(services.settings, headers.get("authorization"))

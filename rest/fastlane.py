@@ -27,12 +27,42 @@ from rest.errors import domain_response, invalid, on_unexpected
 from rest.models import LearningLogBody, MissionLogBody, QuizLogBody, ScenarioLogBody
 from rest.upm import log_response
 
-LOGS: dict[str, tuple[str, type[BaseModel]]] = {
-    "/operator/upm/scenario/log": ("scenario", ScenarioLogBody),
-    "/operator/upm/quiz/log": ("quiz", QuizLogBody),
-    "/operator/upm/learning/log": ("learning", LearningLogBody),
-    "/operator/upm/mission/log": ("mission", MissionLogBody),
+LOGS: dict[str, tuple[str, type[BaseModel], str]] = {  # path -> (kind, body, endpoint)
+    f"/operator/upm/{kind}/log": (kind, model, f"POST /operator/upm/{kind}/log")
+    for kind, model in (
+        ("scenario", ScenarioLogBody),
+        ("quiz", QuizLogBody),
+        ("learning", LearningLogBody),
+        ("mission", MissionLogBody),
+    )
 }
+
+
+class _Headers:
+    """The request's headers by name, read once into a dict (the first of a repeated name, as
+    Starlette's ``Headers.get`` answers): the lane reads four of them."""
+
+    __slots__ = ("_raw",)
+
+    def __init__(self, raw: list[tuple[bytes, bytes]]) -> None:
+        self._raw = dict(reversed(raw))
+
+    def get(self, name: str, /) -> str | None:
+        value = self._raw.get(name.encode("latin-1"))
+        return None if value is None else value.decode("latin-1")
+
+
+async def _body(receive: Receive) -> bytes:
+    """The request body (``Request.body`` without the request)."""
+    chunks: list[bytes] = []
+    more = True
+    while more:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        chunks.append(message.get("body", b""))
+        more = message.get("more_body", False)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def _json(content_type: str | None) -> bool:
@@ -56,31 +86,31 @@ class FastLane:
         if route is None:
             await self.app(scope, receive, send)
             return
-        request = Request(scope, receive)
         try:
-            response = await self._log(request, *route)
+            response = await self._log(scope, receive, *route)
         except ClientDisconnect:  # gone before its body arrived: nobody to answer, nothing done
             return
         await response(scope, receive, send)
 
-    async def _log(self, request: Request, kind: str, model: type[BaseModel]) -> Response:
+    async def _log(
+        self, scope: Scope, receive: Receive, kind: str, model: type[BaseModel], endpoint: str
+    ) -> Response:
+        headers = _Headers(scope["headers"])
         try:
-            call, metered = await begin(
-                self.services, request.headers, policy.LOG_WRITERS, f"POST {request.scope['path']}"
-            )
+            call, metered = await begin(self.services, headers, policy.LOG_WRITERS, endpoint)
         except DomainError as refused_early:
             return domain_response(refused_early)
         error: BaseException | None = None
         try:
-            if not _json(request.headers.get("content-type")):
+            if not _json(headers.get("content-type")):
                 error = SchemaMismatch("the body must be JSON", field="body")
                 return domain_response(error)
             try:
-                body: Any = model.model_validate_json(await request.body())
+                body: Any = model.model_validate_json(await _body(receive))
             except ValidationError as problem:
                 error = problem
                 return invalid([{**e, "loc": ("body", *e["loc"])} for e in problem.errors()])
-            return await log_response(call, kind, body.record(), request.headers.get("idempotency-key"))
+            return await log_response(call, kind, body.record(), headers.get("idempotency-key"))
         except DomainError as refused:
             error = refused
             return domain_response(refused)
@@ -88,6 +118,6 @@ class FastLane:
             raise
         except Exception as unexpected:
             error = unexpected
-            return await on_unexpected(request, unexpected)
+            return await on_unexpected(Request(scope, receive), unexpected)
         finally:
             await end(metered, error)
