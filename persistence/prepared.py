@@ -67,6 +67,29 @@ class _Direct:
         return out
 
 
+class _DatetimeText:
+    """SQLite's DATETIME text of a value by ``isoformat``; the last value's text is kept, shared
+    by every column (a log's start, end and receive times are one instant, and a batch's rows
+    share their ``now``): an ``isoformat`` costs thousands of instructions."""
+
+    last: tuple[Any, Any] = (None, None)
+
+    def __init__(self, process: Callable[[Any], Any]) -> None:
+        self.process = process
+
+    def __call__(self, value: Any) -> Any:
+        seen = _DatetimeText.last
+        if seen[0] is value:
+            return seen[1]
+        if type(value) is not datetime:
+            return self.process(value)
+        if value == seen[0] and value.tzinfo is seen[0].tzinfo:  # equal, so the same local fields
+            return seen[1]
+        text = value.isoformat(" ", "microseconds")[:26]
+        _DatetimeText.last = (value, text)
+        return text
+
+
 def _faster(impl: Any, dialect: Dialect) -> Callable[[Any], Any] | None:
     """The dialect's bind processor, except SQLite's DATETIME and DATE in their default storage
     formats: those fill a format string from a dict per value (a few per log row); ``isoformat``
@@ -76,21 +99,7 @@ def _faster(impl: Any, dialect: Dialect) -> Callable[[Any], Any] | None:
         return None
     kind = type(impl)
     if kind is sqlite.DATETIME and impl._storage_format == sqlite.DATETIME._storage_format:
-
-        last: tuple[Any, Any] = (None, None)  # a batch's rows share their ``now``: the last text
-
-        def datetime_text(value: Any) -> Any:
-            nonlocal last
-            seen = last
-            if seen[0] is value:
-                return seen[1]
-            if type(value) is not datetime:
-                return process(value)
-            text = value.isoformat(" ", "microseconds")[:26]
-            last = (value, text)
-            return text
-
-        return datetime_text
+        return _DatetimeText(process)
     if kind is sqlite.DATE and impl._storage_format == sqlite.DATE._storage_format:
 
         def date_text(value: Any) -> Any:
