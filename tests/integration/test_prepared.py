@@ -97,3 +97,29 @@ async def test_a_prepared_insert_needs_every_column(db):
     # when / then: refused, not stored with a silent default
     with pytest.raises(Exception, match="outcome"):
         await db.writer.run(lambda conn: Prepared.insert(SESSIONS)(conn, [row]))
+
+
+async def test_rows_of_one_instant_in_other_zones_keep_their_own_local_times(db):
+    # given: rows in one batch whose times are one instant spelt in other zones, then naive,
+    # one after another (the prepared text of a time is kept for the next equal one)
+    tokyo = AT.astimezone(timezone(timedelta(hours=9)))
+    spellings = [AT, tokyo, AT.replace(tzinfo=None), tokyo, AT]
+
+    def rows(prefix: str) -> list[dict[str, object]]:
+        made = []
+        for n, at in enumerate(spellings):
+            row = session_row(f"{prefix}-{n}", at)
+            row["end_time"] = spellings[(n + 1) % len(spellings)]
+            made.append(row)
+        return made
+
+    def write(conn):
+        conn.execute(SESSIONS.insert(), rows("core"))
+        Prepared.insert(SESSIONS)(conn, rows("prepared"))
+
+    # when
+    await db.writer.run(write)
+    # then: each row's times are stored as Core stores them (Tokyo's 18:30, not UTC's 09:30)
+    for n in range(len(spellings)):
+        core = await stored(db, SESSIONS.name, "session_id", f"core-{n}")
+        assert await stored(db, SESSIONS.name, "session_id", f"prepared-{n}") == core
