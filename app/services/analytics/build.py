@@ -41,6 +41,7 @@ from app.services.analytics.statements import (
 from app.services.analytics.tables import AGGREGATES, BUILDS, SNAPSHOTS, UNITS
 from app.services.audit import AuditLog
 from persistence.db import Database
+from persistence.models.live import LIVE_PATH_DAY
 
 log = logging.getLogger("trainer_console.analytics")
 
@@ -129,25 +130,10 @@ async def build_snapshots(
             # Snapshot rows without a build record can only have been written by hand.
             raise DuplicateSnapshot(f"snapshots for {day.isoformat()} already exist", date=day.isoformat())
         await live.fold_for_build(session, day, quiz_pass_threshold)
-        source = (
-            snapshot_select(day, quiz_pass_threshold, sql)
-            if before is not None
-            else live.snapshots_from_counters(day, sql)
-        )
-        inserted = await session.execute(sa.insert(SNAPSHOTS).from_select(SNAPSHOT_COLUMNS, source))
-        snapshots = int(inserted.rowcount)  # type: ignore[attr-defined]
-        await session.run_sync(lambda sync: UNITS.create(sync.connection()))
-        await session.execute(sa.insert(UNITS).from_select(UNIT_COLUMNS, units_select(day, sql)))
-        counts: dict[Level, int] = {}
-        for level, table in AGGREGATES.items():
-            result = await session.execute(
-                sa.insert(table).from_select(
-                    aggregate_columns(level), aggregate_select(level, day, built_at, sql)
-                )
-            )
-            counts[level] = int(result.rowcount)  # type: ignore[attr-defined]
-        await session.run_sync(lambda sync: UNITS.drop(sync.connection()))
-        await _check_totals(session, day)
+        if before is None:
+            snapshots, counts = await _finalise(session, day, built_at, sql)
+        else:
+            snapshots, counts = await _rebuild(session, day, quiz_pass_threshold, built_at, sql)
         if before is not None and (wrong := await live.disagreeing_users(session, day)):
             raise AggregationConflict(
                 "snapshots rebuilt from the raw logs disagree with the day's live counters",
@@ -197,11 +183,59 @@ async def build_snapshots(
         return built
 
 
-async def _check_totals(session: AsyncSession, day: date) -> None:
-    """Every level must sum to the snapshots it was built from (one query; reads check unit by unit)."""
-    totals = {row.source: Counters.of(row) for row in (await session.execute(totals_select(day))).all()}
+async def _finalise(
+    session: AsyncSession, day: date, built_at: datetime, sql: Dialect
+) -> tuple[int, dict[Level, int]]:
+    """A first build: the snapshots from the day's counters, the aggregates from its per-path
+    sums (``live_path_day``, what the same counters sum to per scope path), checked against
+    each other."""
+    current = await live.bases_current(session, day)
+    inserted = await session.execute(
+        sa.insert(SNAPSHOTS).from_select(SNAPSHOT_COLUMNS, live.snapshots_from_counters(day, sql))
+    )
+    if not current:
+        await live.rebase_paths(session, day)
+    counts = await _aggregates(session, day, built_at, sql, LIVE_PATH_DAY)
+    await _check_totals(session, day, paths=True)
+    return int(inserted.rowcount), counts  # type: ignore[attr-defined]
+
+
+async def _rebuild(
+    session: AsyncSession, day: date, threshold: float, built_at: datetime, sql: Dialect
+) -> tuple[int, dict[Level, int]]:
+    """``rebuild: true``: the snapshots from the day's raw logs, the aggregates summed from them."""
+    inserted = await session.execute(
+        sa.insert(SNAPSHOTS).from_select(SNAPSHOT_COLUMNS, snapshot_select(day, threshold, sql))
+    )
+    await session.run_sync(lambda sync: UNITS.create(sync.connection()))
+    await session.execute(sa.insert(UNITS).from_select(UNIT_COLUMNS, units_select(day, sql)))
+    counts = await _aggregates(session, day, built_at, sql, UNITS)
+    await session.run_sync(lambda sync: UNITS.drop(sync.connection()))
+    await _check_totals(session, day, paths=False)
+    return int(inserted.rowcount), counts  # type: ignore[attr-defined]
+
+
+async def _aggregates(
+    session: AsyncSession, day: date, built_at: datetime, sql: Dialect, source: sa.Table
+) -> dict[Level, int]:
+    counts: dict[Level, int] = {}
+    for level, table in AGGREGATES.items():
+        result = await session.execute(
+            sa.insert(table).from_select(
+                aggregate_columns(level), aggregate_select(level, day, built_at, sql, source)
+            )
+        )
+        counts[level] = int(result.rowcount)  # type: ignore[attr-defined]
+    return counts
+
+
+async def _check_totals(session: AsyncSession, day: date, *, paths: bool) -> None:
+    """Every level, and with ``paths`` the per-path sums the levels were made from, must sum to
+    the day's snapshots (one query; reads check unit by unit)."""
+    rows = (await session.execute(totals_select(day, paths=paths))).all()
+    totals = {row.source: Counters.of(row) for row in rows}
     expected = totals.pop("snapshots")
-    wrong = [level for level, found in totals.items() if found != expected]
+    wrong = [source for source, found in totals.items() if found != expected]
     if wrong:
         raise AggregationConflict(
             "aggregates built for the day do not sum to its snapshots", date=day.isoformat(), levels=wrong

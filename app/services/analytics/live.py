@@ -766,9 +766,29 @@ async def fold_for_build(session: AsyncSession, day: date, threshold: float) -> 
     which the build then holds to its end), counting the day again if its counters use
     another pass threshold."""
     recount = [day] if await day_threshold(session, day) not in (None, threshold) else []
+    if not recount and not await _pending_locked(session, threshold):
+        return  # the lock is held all the same, and nothing was committed since the last fold
     await fold(
         session, threshold=threshold, holder=default_holder(), wait=True, recount=recount, refresh_bases=False
     )
+
+
+async def _pending_locked(session: AsyncSession, threshold: float) -> bool:
+    """Inside a build: take the deriver's lock (kept to the end of the build's transaction) and
+    say whether a fold would fold anything: new records, or days not built to count again with
+    another pass threshold. The xpTotal bases a fold would refresh are left to the background
+    fold, as a build's fold leaves them."""
+    sql = Dialect(session.get_bind().dialect.name)
+    state = await _lock(session, sql, default_holder(), wait=True)
+    assert state is not None  # waited for
+    previous, now = _stored(state, sql), await _current(session, sql)
+    checks = [sa.exists().where(now.since(previous, table, column)) for table, _ts, _source, column in LOGS]
+    checks.append(
+        sa.exists().where(
+            LIVE_DAY.c.quiz_pass_threshold != threshold, LIVE_DAY.c.day.not_in(sa.select(BUILDS.c.day))
+        )
+    )
+    return bool(await session.scalar(sa.select(sa.or_(*checks))))
 
 
 async def mark_current(session: AsyncSession, day: date) -> None:
@@ -813,6 +833,39 @@ def snapshots_from_counters(day: date, sql: Dialect) -> sa.Select[Any]:
         c.latest_at,
         *(c[name] for name in (*VERSIONS, *SCOPE)),
     ).select_from(joined)
+
+
+async def bases_current(session: AsyncSession, day: date) -> bool:
+    """Do the xpTotal bases of ``day``'s counters (a day not built) agree with the snapshots as
+    they are now? Each base is taken from the snapshots when a fold counts the user's record,
+    and only a build changes snapshots; a build marks the later days' bases due (``mark_bases``)
+    until a background fold refreshes them. So they agree unless an earlier day is marked."""
+    state = LIVE_STATE.c
+    due = await session.scalar(sa.select(state.event_seq).where(state.name == BASES))
+    return due is None or int(due) >= day.toordinal()
+
+
+async def rebase_paths(session: AsyncSession, day: date) -> None:
+    """After ``day``'s snapshots were made from its counters while its xpTotal bases were due:
+    each of the day's paths takes its xpTotalSum from the new snapshots (what its users' bases,
+    refreshed, would sum to; the build's check then compares every counter of the paths with the
+    snapshots). Only paths whose sum changed are written."""
+    p, s = LIVE_PATH_DAY.c, SNAPSHOTS.c
+    sums = (
+        sa.select(*(s[name] for name in SCOPE), sa.func.sum(s.xp_total).label("xp_total_sum"))
+        .where(s.day == day)
+        .group_by(*(s[name] for name in SCOPE))
+        .subquery("sums")
+    )
+    await session.execute(
+        sa.update(LIVE_PATH_DAY)
+        .where(
+            p.day == day,
+            *(p[name] == sums.c[name] for name in SCOPE),
+            p.xp_total_sum != sums.c.xp_total_sum,
+        )
+        .values(xp_total_sum=sums.c.xp_total_sum)
+    )
 
 
 # What a snapshot holds of the day that its counters hold too (cumulative figures aside).

@@ -53,6 +53,7 @@ from app.services.analytics.tables import (
     VERSION_COLUMNS,
     count_if,
 )
+from persistence.models.live import LIVE_PATH_DAY
 
 SCOPE_COLUMNS = tuple(level.column for level in Level)
 CARRIED = (*VERSION_COLUMNS, *SCOPE_COLUMNS)
@@ -424,28 +425,39 @@ def units_select(day: date, sql: Dialect) -> sa.Select[Any]:
     return sa.select(*(rolled.c[name] for name in UNIT_COLUMNS))
 
 
-def aggregate_select(level: Level, day: date, built_at: datetime, sql: Dialect) -> sa.Select[Any]:
-    """One row per unit at ``level`` and path above it, summed from the build's scope paths
-    (``units_select``, the day's snapshots only: P-05), in ``aggregate_columns`` order.
+def aggregate_select(
+    level: Level, day: date, built_at: datetime, sql: Dialect, source: sa.Table = UNITS
+) -> sa.Select[Any]:
+    """One row per unit at ``level`` and path above it, summed from the day's scope paths, in
+    ``aggregate_columns`` order. ``source``: ``UNITS`` (a rebuild: the paths summed from the
+    day's snapshots, ``units_select``) or ``live_path_day`` (a first build: the deriver's
+    per-path sums of the counters the snapshots were made from). Both are snapshot-side: no
+    aggregate reads a raw log (P-05).
 
     A unit seen under two parents that day (a reused id, a move) is one row under each: a
     row never mixes two nodes of the tree. Its versions are those of its latest snapshot
-    (the one whose latest record is the latest; ties: the greatest userId).
+    (the one whose latest record is the latest; ties: the greatest userId). A team's path is
+    the whole path, so its rows are the path rows themselves (nothing to group).
     """
-    u = UNITS.c
-    b = _rollup(
-        sql,
-        keys={
-            **{parent.column: u[parent.column] for parent in level.parents},
-            "unit": u[level.column],
-        },
-        values={name: u[name] for name in Counters.names()},
-        latest=(u.latest_at, u.latest_user),
-        carried={name: u[name] for name in VERSION_COLUMNS},
-    ).c
-    return sa.select(
+    u = source.c
+    where = u.day == day if "day" in u else None
+    keys = {**{parent.column: u[parent.column] for parent in level.parents}, "unit": u[level.column]}
+    if len(keys) == len(Level):
+        b: Any = u
+        unit = u[level.column]
+    else:
+        b = _rollup(
+            sql,
+            keys=keys,
+            values={name: u[name] for name in Counters.names()},
+            latest=(u.latest_at, u.latest_user),
+            carried={name: u[name] for name in VERSION_COLUMNS},
+            where=where,
+        ).c
+        unit, where = b.unit, None
+    select = sa.select(
         sa.literal(day, sa.Date).label("day"),
-        b.unit,
+        unit,
         *(b[parent.column] for parent in level.parents),
         *(b[name] for name in Counters.names()),
         ratio_sql(b.module_completed, b.module_started),
@@ -456,11 +468,13 @@ def aggregate_select(level: Level, day: date, built_at: datetime, sql: Dialect) 
         b.latest_at,
         sa.literal(built_at, sa.DateTime(timezone=True)),
     )
+    return select if where is None else select.where(where)
 
 
-def totals_select(day: date) -> sa.Select[Any]:
+def totals_select(day: date, *, paths: bool = False) -> sa.Select[Any]:
     """The build's own check: per level, the summed counters of all its rows that day, beside the
-    snapshots' (label ``snapshots``). Read-time checks compare unit by unit (``check``)."""
+    snapshots' (label ``snapshots``), and with ``paths`` the day's live per-path sums' (label
+    ``paths``). Read-time checks compare unit by unit (``check``)."""
 
     def sums(source: str, values: dict[str, Any], table: Any, day_column: Any) -> sa.Select[Any]:
         return (
@@ -473,6 +487,9 @@ def totals_select(day: date) -> sa.Select[Any]:
         )
 
     parts = [sums("snapshots", _snapshot_counters(), SNAPSHOTS, SNAPSHOTS.c.day)]
+    if paths:
+        p = LIVE_PATH_DAY.c
+        parts.append(sums("paths", {name: p[name] for name in Counters.names()}, LIVE_PATH_DAY, p.day))
     for level, table in AGGREGATES.items():
         parts.append(
             sums(level.value, {name: table.c[name] for name in Counters.names()}, table, table.c.day)
