@@ -119,9 +119,7 @@ async def test_a_rebuild_that_disagrees_with_the_counters_is_an_agg_conflict(app
     assert (await read(gql, admin, KPIS))["kpis"]["moduleCompletionRate"]["denominator"] == 5
 
 
-async def test_a_first_build_whose_path_sums_disagree_with_the_counters_is_an_agg_conflict(
-    app, gql, admin
-):
+async def test_a_first_build_whose_path_sums_disagree_with_the_counters_is_an_agg_conflict(app, gql, admin):
     # given: D1 folded, then one of its per-path sums drifts (written behind the deriver's back)
     await load_fixture(gql, admin)
     await fold(app)

@@ -65,6 +65,7 @@ from app.services.analytics.statements import (
     EVENT_SOURCE,
     INTERACTION_SOURCE,
     SESSION_SOURCE,
+    Day,
     Dialect,
 )
 from app.services.analytics.tables import BUILDS, EVENTS, INTERACTIONS, SESSIONS, SNAPSHOTS, count_if
@@ -798,7 +799,7 @@ async def mark_current(session: AsyncSession, day: date) -> None:
     )
 
 
-def snapshots_from_counters(day: date, sql: Dialect) -> sa.Select[Any]:
+def snapshots_from_counters(day: Day, sql: Dialect) -> sa.Select[Any]:
     """One snapshot row per user with counters that day, in snapshot_daily_user column order:
     the day's counters, plus the cumulative xpTotal and badgesOwned of the user's previous
     snapshot (one index probe per user), never a raw log."""
@@ -845,7 +846,7 @@ async def bases_current(session: AsyncSession, day: date) -> bool:
     return due is None or int(due) >= day.toordinal()
 
 
-async def rebase_paths(session: AsyncSession, day: date) -> None:
+def rebase_paths(day: Day) -> sa.Update:
     """After ``day``'s snapshots were made from its counters while its xpTotal bases were due:
     each of the day's paths takes its xpTotalSum from the new snapshots (what its users' bases,
     refreshed, would sum to; the build's check then compares every counter of the paths with the
@@ -857,7 +858,7 @@ async def rebase_paths(session: AsyncSession, day: date) -> None:
         .group_by(*(s[name] for name in SCOPE))
         .subquery("sums")
     )
-    await session.execute(
+    return (
         sa.update(LIVE_PATH_DAY)
         .where(
             p.day == day,
