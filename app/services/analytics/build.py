@@ -3,14 +3,17 @@
 A first build finalises the day from its live counters (``live``: the deriver's
 per-(user, day) rows, folded first inside the build's transaction, which then holds
 the deriver's lock): snapshots are the counters plus the cumulative xpTotal and
-badgesOwned of each user's previous snapshot. ``rebuild: true`` builds the day
-again from its raw logs, and the new snapshots must agree with the counters, or
-the rebuild fails with E_AGG_CONFLICT (nothing silently drifts apart).
+badgesOwned of each user's previous snapshot, and the aggregates sum the deriver's
+per-path sums of the same counters (``live_path_day``), checked against the
+snapshots. ``rebuild: true`` builds the day again from its raw logs, and the new
+snapshots must agree with the counters, or the rebuild fails with E_AGG_CONFLICT
+(nothing silently drifts apart); its aggregates sum its snapshots.
 
 Everything is set-based (INSERT ... SELECT ... GROUP BY), filtered on the
 indexed ``day`` column, so a day costs time in proportion to that day's
-records, not to the history. The aggregates read the snapshots only (P-05,
-AG-DATA-03). The whole build is one transaction, checked before it commits.
+records, not to the history. The aggregates never read a raw log (P-05,
+AG-DATA-03): snapshots, or the path sums of the counters the snapshots are.
+The whole build is one transaction, checked before it commits.
 """
 
 from __future__ import annotations
