@@ -805,10 +805,17 @@ def snapshots_from_counters(day: Day, sql: Dialect) -> sa.Select[Any]:
     snapshot (one index probe per user), never a raw log."""
     u = LIVE_USER_DAY.c
     b = LIVE_USER_BADGE.c
-    # the day's badges as a column of ``users`` (a subquery nested deeper would not correlate)
-    today = sa.select(sql.json_agg(b.badge)).where(b.day == u.day, b.user_id == u.user_id).scalar_subquery()
+    # the day's badges per user who claimed any: one range of the (day, user, badge) key, joined
+    # (a probe per user would cost every user, and PostgreSQL, misjudging a new table, scanned it)
+    today = (
+        sa.select(b.user_id, sql.json_agg(b.badge).label("badges"))
+        .where(b.day == day)
+        .group_by(b.user_id)
+        .subquery("today")
+    )
     users = (
-        sa.select(LIVE_USER_DAY, today.label("badges_today"), *sql.previous_day(u.user_id, day))
+        sa.select(LIVE_USER_DAY, today.c.badges.label("badges_today"), *sql.previous_day(u.user_id, day))
+        .select_from(LIVE_USER_DAY.outerjoin(today, today.c.user_id == u.user_id))
         .where(u.day == day)
         .subquery("users")
     )
