@@ -129,14 +129,14 @@ async def build_snapshots(
         if sql.postgres:
             # A batch job's GROUP BYs over a whole day: let them hash in memory rather than spill.
             await session.execute(sa.text("SET LOCAL work_mem = '64MB'"))
-        if before is None and await session.scalar(
-            sa.select(SNAPSHOTS.c.day).where(SNAPSHOTS.c.day == day).limit(1)
-        ):
+        # the latest day with snapshots up to this one (one probe of the day index)
+        latest = await session.scalar(sa.select(sa.func.max(SNAPSHOTS.c.day)).where(SNAPSHOTS.c.day <= day))
+        if before is None and latest == day:
             # Snapshot rows without a build record can only have been written by hand.
             raise DuplicateSnapshot(f"snapshots for {day.isoformat()} already exist", date=day.isoformat())
         await live.fold_for_build(session, day, quiz_pass_threshold)
         if before is None:
-            snapshots, counts = await _finalise(session, day, built_at, sql)
+            snapshots, counts = await _finalise(session, day, built_at, sql, history=latest is not None)
         else:
             snapshots, counts = await _rebuild(session, day, quiz_pass_threshold, built_at, sql)
         if before is not None and (wrong := await live.disagreeing_users(session, day)):
@@ -199,6 +199,7 @@ class _FirstBuild:
     than running them on a small day."""
 
     snapshots: Any
+    first_snapshots: Any  # no snapshot before the day
     rebase_paths: Any
     aggregates: dict[Level, Any]
     totals: Any
@@ -209,6 +210,9 @@ def _first_build(dialect: str) -> _FirstBuild:
     sql = Dialect(dialect)
     return _FirstBuild(
         snapshots=sa.insert(SNAPSHOTS).from_select(SNAPSHOT_COLUMNS, live.snapshots_from_counters(DAY, sql)),
+        first_snapshots=sa.insert(SNAPSHOTS).from_select(
+            SNAPSHOT_COLUMNS, live.snapshots_from_counters(DAY, sql, history=False)
+        ),
         rebase_paths=live.rebase_paths(DAY),
         aggregates={
             level: sa.insert(table).from_select(
@@ -221,15 +225,15 @@ def _first_build(dialect: str) -> _FirstBuild:
 
 
 async def _finalise(
-    session: AsyncSession, day: date, built_at: datetime, sql: Dialect
+    session: AsyncSession, day: date, built_at: datetime, sql: Dialect, *, history: bool
 ) -> tuple[int, dict[Level, int]]:
     """A first build: the snapshots from the day's counters, the aggregates from its per-path
     sums (``live_path_day``, what the same counters sum to per scope path), checked against
-    each other."""
+    each other. ``history``: there are snapshots before the day."""
     statements = _first_build(session.get_bind().dialect.name)
     params = {"build_day": day, "build_time": built_at}
     current = await live.bases_current(session, day)
-    inserted = await session.execute(statements.snapshots, params)
+    inserted = await session.execute(statements.snapshots if history else statements.first_snapshots, params)
     if not current:
         if sql.postgres:
             # Group the day's snapshots by hashing: the planner, which takes a day just built

@@ -799,10 +799,12 @@ async def mark_current(session: AsyncSession, day: date) -> None:
     )
 
 
-def snapshots_from_counters(day: Day, sql: Dialect) -> sa.Select[Any]:
+def snapshots_from_counters(day: Day, sql: Dialect, *, history: bool = True) -> sa.Select[Any]:
     """One snapshot row per user with counters that day, in snapshot_daily_user column order:
     the day's counters, plus the cumulative xpTotal and badgesOwned of the user's previous
-    snapshot (one index probe per user), never a raw log."""
+    snapshot (one index probe per user), never a raw log. ``history=False``: there is no
+    snapshot before the day, so no probe (on PostgreSQL a probe of a table that was empty when
+    planned is a sequential scan, per user, of the rows the statement is inserting)."""
     u = LIVE_USER_DAY.c
     b = LIVE_USER_BADGE.c
     # the day's badges per user who claimed any: one range of the (day, user, badge) key, joined
@@ -814,14 +816,24 @@ def snapshots_from_counters(day: Day, sql: Dialect) -> sa.Select[Any]:
         .subquery("today")
     )
     users = (
-        sa.select(LIVE_USER_DAY, today.c.badges.label("badges_today"), *sql.previous_day(u.user_id, day))
+        sa.select(
+            LIVE_USER_DAY,
+            today.c.badges.label("badges_today"),
+            *(sql.previous_day(u.user_id, day) if history else ()),
+        )
         .select_from(LIVE_USER_DAY.outerjoin(today, today.c.user_id == u.user_id))
         .where(u.day == day)
         .subquery("users")
     )
     c = users.c
-    joined, prev = sql.previous(users, users, day)
-    prev_badges = sa.func.coalesce(prev.c.badges_owned, sa.literal([], sa.JSON))
+    nothing = sa.literal([], sa.JSON)
+    joined: Any = users
+    prev_xp: Any = sa.literal(0, sa.BigInteger)
+    prev_badges: Any = nothing
+    if history:
+        joined, prev = sql.previous(users, users, day)
+        prev_xp = sa.func.coalesce(prev.c.xp_total, 0)
+        prev_badges = sa.func.coalesce(prev.c.badges_owned, nothing)
     return sa.select(
         c.day,
         c.user_id,
@@ -834,7 +846,7 @@ def snapshots_from_counters(day: Day, sql: Dialect) -> sa.Select[Any]:
         c.upsell_attempts,
         c.upsell_successes,
         c.xp_gained,
-        sa.func.coalesce(prev.c.xp_total, 0) + c.xp_gained,
+        prev_xp + c.xp_gained,
         sa.case(
             (c.badge_claims > 0, sql.sorted_union(prev_badges, sql.json(c.badges_today))), else_=prev_badges
         ),
