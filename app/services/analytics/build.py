@@ -39,7 +39,6 @@ from app.services.analytics.statements import (
     Dialect,
     aggregate_columns,
     aggregate_select,
-    built_team_paths,
     snapshot_select,
     totals_select,
     units_select,
@@ -200,38 +199,28 @@ class _FirstBuild:
     than running them on a small day."""
 
     snapshots: Any
-    first_snapshots: Any  # no snapshot before the day: no previous snapshot to probe
-    aggregates: dict[Level, Any]  # from live_path_day
-    totals: Any  # snapshots, paths and levels
-    # the day's xpTotal bases are due: the team level from the paths rebased on the new
-    # snapshots, the coarser levels from the team rows; checked without the paths
-    rebased_aggregates: dict[Level, Any]
-    rebased_totals: Any
+    first_snapshots: Any  # no snapshot before the day
+    rebase_paths: Any
+    aggregates: dict[Level, Any]
+    totals: Any
 
 
 @functools.cache
 def _first_build(dialect: str) -> _FirstBuild:
     sql = Dialect(dialect)
-
-    def insert(level: Level, source: sa.FromClause) -> Any:
-        return sa.insert(AGGREGATES[level]).from_select(
-            aggregate_columns(level), aggregate_select(level, DAY, BUILT_AT, sql, source)
-        )
-
-    rebased, teams = live.paths_rebased(DAY), built_team_paths(DAY)
     return _FirstBuild(
         snapshots=sa.insert(SNAPSHOTS).from_select(SNAPSHOT_COLUMNS, live.snapshots_from_counters(DAY, sql)),
         first_snapshots=sa.insert(SNAPSHOTS).from_select(
             SNAPSHOT_COLUMNS, live.snapshots_from_counters(DAY, sql, history=False)
         ),
-        aggregates={level: insert(level, LIVE_PATH_DAY) for level in Level},
-        totals=totals_select(DAY, paths=True),
-        # the team level first: the coarser ones read its rows
-        rebased_aggregates={
-            Level.TEAM: insert(Level.TEAM, rebased),
-            **{level: insert(level, teams) for level in Level if level is not Level.TEAM},
+        rebase_paths=live.rebase_paths(DAY),
+        aggregates={
+            level: sa.insert(table).from_select(
+                aggregate_columns(level), aggregate_select(level, DAY, BUILT_AT, sql, LIVE_PATH_DAY)
+            )
+            for level, table in AGGREGATES.items()
         },
-        rebased_totals=totals_select(DAY),
+        totals=totals_select(DAY, paths=True),
     )
 
 
@@ -240,32 +229,24 @@ async def _finalise(
 ) -> tuple[int, dict[Level, int]]:
     """A first build: the snapshots from the day's counters, the aggregates from its per-path
     sums (``live_path_day``, what the same counters sum to per scope path), checked against
-    each other. ``history``: there are snapshots before the day.
-
-    When an earlier day was built after the day's counters were folded, their xpTotal bases
-    (so the paths' xpTotalSum) are due: the team level then takes each path's xpTotalSum from
-    the new snapshots, and the coarser levels sum the team rows."""
+    each other. ``history``: there are snapshots before the day."""
     statements = _first_build(session.get_bind().dialect.name)
     params = {"build_day": day, "build_time": built_at}
     current = await live.bases_current(session, day)
     inserted = await session.execute(statements.snapshots if history else statements.first_snapshots, params)
-    aggregates, totals = (
-        (statements.aggregates, statements.totals)
-        if current
-        else (statements.rebased_aggregates, statements.rebased_totals)
-    )
-    counts: dict[Level, int] = {}
-    for level, statement in aggregates.items():
-        hashed = sql.postgres and not current and level is Level.TEAM
-        if hashed:
+    if not current:
+        if sql.postgres:
             # Group the day's snapshots by hashing: the planner, which takes a day just built
             # for a few rows, would sort them on four text keys (several times slower).
             await session.execute(sa.text("SET LOCAL enable_sort = off"))
-        counts[level] = int((await session.execute(statement, params)).rowcount)  # type: ignore[attr-defined]
-        if hashed:
+        await session.execute(statements.rebase_paths, params)
+        if sql.postgres:
             await session.execute(sa.text("SET LOCAL enable_sort = on"))
-    _check(day, (await session.execute(totals, params)).all())
-    return int(inserted.rowcount), {level: counts[level] for level in Level}  # type: ignore[attr-defined]
+    counts: dict[Level, int] = {}
+    for level, statement in statements.aggregates.items():
+        counts[level] = int((await session.execute(statement, params)).rowcount)  # type: ignore[attr-defined]
+    _check(day, (await session.execute(statements.totals, params)).all())
+    return int(inserted.rowcount), counts  # type: ignore[attr-defined]
 
 
 async def _rebuild(

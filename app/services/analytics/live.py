@@ -865,22 +865,26 @@ async def bases_current(session: AsyncSession, day: date) -> bool:
     return due is None or int(due) >= day.toordinal()
 
 
-def paths_rebased(day: Day) -> sa.Subquery:
-    """``day``'s path sums, each with the xpTotalSum of the day's new snapshots on that path: what
-    its users' xpTotal bases, refreshed, would sum to (after an earlier day was built since the
-    day's counters were folded). Read by a build (the team level), never written back."""
+def rebase_paths(day: Day) -> sa.Update:
+    """After ``day``'s snapshots were made from its counters while its xpTotal bases were due:
+    each of the day's paths takes its xpTotalSum from the new snapshots (what its users' bases,
+    refreshed, would sum to; the build's check then compares every counter of the paths with the
+    snapshots). Only paths whose sum changed are written."""
     p, s = LIVE_PATH_DAY.c, SNAPSHOTS.c
-    xp = (
+    sums = (
         sa.select(*(s[name] for name in SCOPE), sa.func.sum(s.xp_total).label("xp_total_sum"))
         .where(s.day == day)
         .group_by(*(s[name] for name in SCOPE))
-        .subquery("xp")
+        .subquery("sums")
     )
     return (
-        sa.select(*(xp.c.xp_total_sum if c.name == "xp_total_sum" else c for c in LIVE_PATH_DAY.c))
-        .select_from(LIVE_PATH_DAY.join(xp, sa.and_(*(p[name] == xp.c[name] for name in SCOPE))))
-        .where(p.day == day)
-        .subquery("paths")
+        sa.update(LIVE_PATH_DAY)
+        .where(
+            p.day == day,
+            *(p[name] == sums.c[name] for name in SCOPE),
+            p.xp_total_sum != sums.c.xp_total_sum,
+        )
+        .values(xp_total_sum=sums.c.xp_total_sum)
     )
 
 

@@ -425,14 +425,13 @@ def units_select(day: date, sql: Dialect) -> sa.Select[Any]:
 
 
 def aggregate_select(
-    level: Level, day: Day, built_at: Moment, sql: Dialect, source: sa.FromClause = UNITS
+    level: Level, day: Day, built_at: Moment, sql: Dialect, source: sa.Table = UNITS
 ) -> sa.Select[Any]:
     """One row per unit at ``level`` and path above it, summed from the day's scope paths, in
     ``aggregate_columns`` order. ``source``: ``UNITS`` (a rebuild: the paths summed from the
-    day's snapshots, ``units_select``) or, in a first build, ``live_path_day`` (the deriver's
-    per-path sums of the counters the snapshots were made from), those sums rebased on the new
-    snapshots' xpTotal, or the team rows just built (``built_team_paths``). All snapshot-side:
-    no aggregate reads a raw log (P-05).
+    day's snapshots, ``units_select``) or ``live_path_day`` (a first build: the deriver's
+    per-path sums of the counters the snapshots were made from). Both are snapshot-side: no
+    aggregate reads a raw log (P-05).
 
     A unit seen under two parents that day (a reused id, a move) is one row under each: a
     row never mixes two nodes of the tree. Its versions are those of its latest snapshot
@@ -469,31 +468,6 @@ def aggregate_select(
         _value(built_at, sa.DateTime(timezone=True)),
     )
     return select if where is None else select.where(where)
-
-
-def built_team_paths(day: Day) -> sa.Subquery:
-    """The day's agg_team rows (a team's row is its whole path) with each path's latest user
-    (from ``live_path_day``, for the tie-break of the coarser levels): what the coarser levels
-    of a first build sum when the team rows' xpTotalSum was rebased on the new snapshots."""
-    t, p = AGGREGATES[Level.TEAM].c, LIVE_PATH_DAY.c
-    scope = [level.column for level in Level]
-    return (
-        sa.select(
-            t.day,
-            *(t[name] for name in scope),
-            *(t[name] for name in Counters.names()),
-            t.latest_at,
-            p.latest_user,
-            *(t[name] for name in VERSION_COLUMNS),
-        )
-        .select_from(
-            AGGREGATES[Level.TEAM].join(
-                LIVE_PATH_DAY, sa.and_(p.day == t.day, *(p[name] == t[name] for name in scope))
-            )
-        )
-        .where(t.day == day)
-        .subquery("team_paths")
-    )
 
 
 def _value(value: Any, type_: Any) -> Any:
