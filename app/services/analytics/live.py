@@ -778,12 +778,24 @@ async def _pending_locked(session: AsyncSession, threshold: float) -> bool:
     """Inside a build: take the deriver's lock (kept to the end of the build's transaction) and
     say whether a fold would fold anything: new records, or days not built to count again with
     another pass threshold. The xpTotal bases a fold would refresh are left to the background
-    fold, as a build's fold leaves them."""
+    fold, as a build's fold leaves them.
+
+    SQLite: the build's first statement wrote, so its transaction already holds the database's
+    write lock (nothing else commits until it ends): any record above the stored watermark is
+    new. PostgreSQL: the lock, then the watermark against a snapshot, as a fold takes them."""
     sql = Dialect(session.get_bind().dialect.name)
-    state = await _lock(session, sql, default_holder(), wait=True)
-    assert state is not None  # waited for
-    previous, now = _stored(state, sql), await _current(session, sql)
-    checks = [sa.exists().where(now.since(previous, table, column)) for table, _ts, _source, column in LOGS]
+    if sql.postgres:
+        state = await _lock(session, sql, default_holder(), wait=True)
+        assert state is not None  # waited for
+        previous, now = _stored(state, sql), await _current(session, sql)
+        new = [now.since(previous, table, column) for table, _ts, _source, column in LOGS]
+    else:
+        row = (
+            (await session.execute(sa.select(LIVE_STATE).where(LIVE_STATE.c.name == STATE))).mappings().one()
+        )
+        previous = _stored(dict(row), sql)
+        new = [table.c.seq > previous.seqs[column] for table, _ts, _source, column in LOGS]
+    checks = [sa.exists().where(records) for records in new]
     checks.append(
         sa.exists().where(
             LIVE_DAY.c.quiz_pass_threshold != threshold, LIVE_DAY.c.day.not_in(sa.select(BUILDS.c.day))
@@ -932,19 +944,20 @@ BASES = "bases"  # a live_state row: the earliest built day whose later days' xp
 
 async def mark_bases(session: AsyncSession, day: date) -> None:
     """After ``day``'s snapshots changed (a build): the live xpTotal bases of the days after it
-    are due for a refresh, which the next background fold does (once for any number of builds)."""
+    are due for a refresh, which the next background fold does (once for any number of builds).
+    One upsert: the marked day is the earliest of those marked."""
+    sql = Dialect(session.get_bind().dialect.name)
     state = LIVE_STATE.c
-    due = await session.scalar(sa.select(state.event_seq).where(state.name == BASES))
-    if due is None:
-        await session.execute(
-            sa.insert(LIVE_STATE).values(
-                name=BASES, event_seq=day.toordinal(), interaction_seq=0, session_seq=0, records=0, folds=0
-            )
+    statement = _insert(sql, LIVE_STATE).values(
+        name=BASES, event_seq=day.toordinal(), interaction_seq=0, session_seq=0, records=0, folds=0
+    )
+    earlier = statement.excluded.event_seq < state.event_seq
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["name"],
+            set_={"event_seq": sa.case((earlier, statement.excluded.event_seq), else_=state.event_seq)},
         )
-    elif day.toordinal() < due:
-        await session.execute(
-            sa.update(LIVE_STATE).where(state.name == BASES).values(event_seq=day.toordinal())
-        )
+    )
 
 
 async def _refresh_bases(session: AsyncSession, sql: Dialect) -> None:
