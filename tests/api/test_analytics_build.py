@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, date, datetime
 from typing import Any
 
+import sqlalchemy as sa
+
 from app.cli import main as cli_main
+from app.services.analytics.tables import SNAPSHOTS
 from app.settings import get_settings
 from tests.analytics_fixture import D1, D2, LOG_SESSIONS, event, load_fixture, session
 from tests.conftest import error_codes
@@ -142,6 +146,46 @@ async def test_building_a_built_day_again_is_a_duplicate_and_changes_nothing(gql
     assert "rebuild" in body["errors"][0]["message"]
     kpis = await gql(KPIS, {"date": D1}, as_=admin)
     assert kpis["data"]["kpis"]["activeUsers"]["value"] == 4
+
+
+async def test_snapshot_rows_written_by_hand_without_a_build_are_a_duplicate_too(gql, admin, app):
+    # given: a snapshot row for D2 written behind the build's back (no build record), D1 built
+    await load_fixture(gql, admin)
+    assert "errors" not in await gql(BUILD, {"date": D1}, as_=admin)
+    async with app.state.db.transaction() as session:
+        await session.execute(
+            sa.insert(SNAPSHOTS).values(
+                day=date.fromisoformat(D2),
+                user_id="u_hand",
+                logged_in=False,
+                module_started=0,
+                module_completed=0,
+                quiz_completed=0,
+                quiz_passed=0,
+                saleslab_sessions=0,
+                upsell_attempts=0,
+                upsell_successes=0,
+                xp_gained=0,
+                xp_total=0,
+                badges_owned=[],
+                latest_at=datetime(2026, 3, 3, 12, tzinfo=UTC),
+                region_id="r_apac",
+                country_id="c_kr",
+                branch_id="b_seoul",
+                team_id="t_seoul_a",
+            )
+        )
+    # when
+    body = await gql(BUILD, {"date": D2}, as_=admin)
+    # then: refused, and the hand-written row is left as it was
+    assert error_codes(body) == ["E_DUPLICATE_SNAPSHOT"]
+    async with app.state.db.session() as session:
+        users = (
+            await session.scalars(
+                sa.select(SNAPSHOTS.c.user_id).where(SNAPSHOTS.c.day == date.fromisoformat(D2))
+            )
+        ).all()
+    assert users == ["u_hand"]
 
 
 REBUILDS = '{ auditLog(action: "rebuild_snapshots", first: 10) { nodes { actorSub target before after } } }'

@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from app.services.analytics import live
-from persistence.models import LIVE_USER_DAY
+from persistence.models import LIVE_PATH_DAY, LIVE_USER_DAY
 from tests.analytics_fixture import D1, LOG_EVENTS, event, load_fixture
 from tests.api.test_analytics_kpis import figures
 from tests.conftest import error_codes
@@ -117,6 +117,26 @@ async def test_a_rebuild_that_disagrees_with_the_counters_is_an_agg_conflict(app
     # then: refused, and the day is as it was
     assert error_codes(body) == ["E_AGG_CONFLICT"]
     assert (await read(gql, admin, KPIS))["kpis"]["moduleCompletionRate"]["denominator"] == 5
+
+
+async def test_a_first_build_whose_path_sums_disagree_with_the_counters_is_an_agg_conflict(app, gql, admin):
+    # given: D1 folded, then one of its per-path sums drifts (written behind the deriver's back)
+    await load_fixture(gql, admin)
+    await fold(app)
+    async with app.state.db.transaction() as session:
+        p = LIVE_PATH_DAY.c
+        changed = await session.execute(
+            sa.update(LIVE_PATH_DAY)
+            .where(p.team_id == "t_seoul_a", p.day == date.fromisoformat(D1))
+            .values(quiz_passed=p.quiz_passed + 1)
+        )
+        assert changed.rowcount == 1
+    # when: the day is finalised from the counters (aggregates from the path sums)
+    body = await build(gql, admin)
+    # then: the build's check refuses it, and nothing was built
+    assert error_codes(body) == ["E_AGG_CONFLICT"]
+    assert body["errors"][0]["extensions"]["levels"] == ["paths", "region", "country", "branch", "team"]
+    assert (await read(gql, admin, KPIS))["kpis"]["final"] is False
 
 
 async def test_a_new_pass_threshold_recounts_days_not_built_and_leaves_built_days_to_a_rebuild(

@@ -148,3 +148,22 @@ async def test_the_deriver_loop_folds_in_the_background_and_reports_its_lag(db):
     assert await logins(db) == {"u9": 1}
     assert deriver.lag_seconds is not None and deriver.lag_seconds >= 0
     assert live.latest_lag_seconds() is not None
+
+
+async def test_builds_mark_the_earliest_built_day_whose_later_xp_bases_are_due(db):
+    # given: nothing marked; then builds of 2026-03-05, 2026-03-02 and 2026-03-09, in that order
+    days = [datetime(2026, 3, d, tzinfo=UTC).date() for d in (5, 2, 9)]
+    marked = []
+    for day in days:
+        async with db.transaction() as session:
+            await live.mark_bases(session, day)
+        async with db.session() as session:
+            due = await session.scalar(
+                sa.select(LIVE_STATE.c.event_seq).where(LIVE_STATE.c.name == live.BASES)
+            )
+            marked.append(datetime.fromordinal(int(due)).date())
+        async with db.session() as session:
+            current = [await live.bases_current(session, d) for d in (days[1], days[0], days[2])]
+    # then: the earliest day stays marked; the bases of that day and before are current, later not
+    assert marked == [days[0], days[1], days[1]]
+    assert current == [True, False, False]

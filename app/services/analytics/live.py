@@ -66,6 +66,7 @@ from app.services.analytics.statements import (
     EVENT_SOURCE,
     INTERACTION_SOURCE,
     SESSION_SOURCE,
+    Day,
     Dialect,
 )
 from app.services.analytics.tables import BUILDS, EVENTS, INTERACTIONS, SESSIONS, SNAPSHOTS, count_if
@@ -881,9 +882,41 @@ async def fold_for_build(session: AsyncSession, day: date, threshold: float) -> 
     which the build then holds to its end), counting the day again if its counters use
     another pass threshold."""
     recount = [day] if await day_threshold(session, day) not in (None, threshold) else []
+    if not recount and not await _pending_locked(session, threshold):
+        return  # the lock is held all the same, and nothing was committed since the last fold
     await fold(
         session, threshold=threshold, holder=default_holder(), wait=True, recount=recount, refresh_bases=False
     )
+
+
+async def _pending_locked(session: AsyncSession, threshold: float) -> bool:
+    """Inside a build: take the deriver's lock (kept to the end of the build's transaction) and
+    say whether a fold would fold anything: new records, or days not built to count again with
+    another pass threshold. The xpTotal bases a fold would refresh are left to the background
+    fold, as a build's fold leaves them.
+
+    SQLite: the build's first statement wrote, so its transaction already holds the database's
+    write lock (nothing else commits until it ends): any record above the stored watermark is
+    new. PostgreSQL: the lock, then the watermark against a snapshot, as a fold takes them."""
+    sql = Dialect(session.get_bind().dialect.name)
+    if sql.postgres:
+        state = await _lock(session, sql, default_holder(), wait=True)
+        assert state is not None  # waited for
+        previous, now = _stored(state, sql), await _current(session, sql)
+        new = [now.since(previous, table, column) for table, _ts, _source, column in LOGS]
+    else:
+        row = (
+            (await session.execute(sa.select(LIVE_STATE).where(LIVE_STATE.c.name == STATE))).mappings().one()
+        )
+        previous = _stored(dict(row), sql)
+        new = [table.c.seq > previous.seqs[column] for table, _ts, _source, column in LOGS]
+    checks = [sa.exists().where(records) for records in new]
+    checks.append(
+        sa.exists().where(
+            LIVE_DAY.c.quiz_pass_threshold != threshold, LIVE_DAY.c.day.not_in(sa.select(BUILDS.c.day))
+        )
+    )
+    return bool(await session.scalar(sa.select(sa.or_(*checks))))
 
 
 async def mark_current(session: AsyncSession, day: date) -> None:
@@ -893,22 +926,41 @@ async def mark_current(session: AsyncSession, day: date) -> None:
     )
 
 
-def snapshots_from_counters(day: date, sql: Dialect) -> sa.Select[Any]:
+def snapshots_from_counters(day: Day, sql: Dialect, *, history: bool = True) -> sa.Select[Any]:
     """One snapshot row per user with counters that day, in snapshot_daily_user column order:
     the day's counters, plus the cumulative xpTotal and badgesOwned of the user's previous
-    snapshot (one index probe per user), never a raw log."""
+    snapshot (one index probe per user), never a raw log. ``history=False``: there is no
+    snapshot before the day, so no probe (on PostgreSQL a probe of a table that was empty when
+    planned is a sequential scan, per user, of the rows the statement is inserting)."""
     u = LIVE_USER_DAY.c
     b = LIVE_USER_BADGE.c
-    # the day's badges as a column of ``users`` (a subquery nested deeper would not correlate)
-    today = sa.select(sql.json_agg(b.badge)).where(b.day == u.day, b.user_id == u.user_id).scalar_subquery()
+    # the day's badges per user who claimed any: one range of the (day, user, badge) key, joined
+    # (a probe per user would cost every user, and PostgreSQL, misjudging a new table, scanned it)
+    today = (
+        sa.select(b.user_id, sql.json_agg(b.badge).label("badges"))
+        .where(b.day == day)
+        .group_by(b.user_id)
+        .subquery("today")
+    )
     users = (
-        sa.select(LIVE_USER_DAY, today.label("badges_today"), *sql.previous_day(u.user_id, day))
+        sa.select(
+            LIVE_USER_DAY,
+            today.c.badges.label("badges_today"),
+            *(sql.previous_day(u.user_id, day) if history else ()),
+        )
+        .select_from(LIVE_USER_DAY.outerjoin(today, today.c.user_id == u.user_id))
         .where(u.day == day)
         .subquery("users")
     )
     c = users.c
-    joined, prev = sql.previous(users, users, day)
-    prev_badges = sa.func.coalesce(prev.c.badges_owned, sa.literal([], sa.JSON))
+    nothing = sa.literal([], sa.JSON)
+    joined: Any = users
+    prev_xp: Any = sa.literal(0, sa.BigInteger)
+    prev_badges: Any = nothing
+    if history:
+        joined, prev = sql.previous(users, users, day)
+        prev_xp = sa.func.coalesce(prev.c.xp_total, 0)
+        prev_badges = sa.func.coalesce(prev.c.badges_owned, nothing)
     return sa.select(
         c.day,
         c.user_id,
@@ -921,13 +973,46 @@ def snapshots_from_counters(day: date, sql: Dialect) -> sa.Select[Any]:
         c.upsell_attempts,
         c.upsell_successes,
         c.xp_gained,
-        sa.func.coalesce(prev.c.xp_total, 0) + c.xp_gained,
+        prev_xp + c.xp_gained,
         sa.case(
             (c.badge_claims > 0, sql.sorted_union(prev_badges, sql.json(c.badges_today))), else_=prev_badges
         ),
         c.latest_at,
         *(c[name] for name in (*VERSIONS, *SCOPE)),
     ).select_from(joined)
+
+
+async def bases_current(session: AsyncSession, day: date) -> bool:
+    """Do the xpTotal bases of ``day``'s counters (a day not built) agree with the snapshots as
+    they are now? Each base is taken from the snapshots when a fold counts the user's record,
+    and only a build changes snapshots; a build marks the later days' bases due (``mark_bases``)
+    until a background fold refreshes them. So they agree unless an earlier day is marked."""
+    state = LIVE_STATE.c
+    due = await session.scalar(sa.select(state.event_seq).where(state.name == BASES))
+    return due is None or int(due) >= day.toordinal()
+
+
+def rebase_paths(day: Day) -> sa.Update:
+    """After ``day``'s snapshots were made from its counters while its xpTotal bases were due:
+    each of the day's paths takes its xpTotalSum from the new snapshots (what its users' bases,
+    refreshed, would sum to; the build's check then compares every counter of the paths with the
+    snapshots). Only paths whose sum changed are written."""
+    p, s = LIVE_PATH_DAY.c, SNAPSHOTS.c
+    sums = (
+        sa.select(*(s[name] for name in SCOPE), sa.func.sum(s.xp_total).label("xp_total_sum"))
+        .where(s.day == day)
+        .group_by(*(s[name] for name in SCOPE))
+        .subquery("sums")
+    )
+    return (
+        sa.update(LIVE_PATH_DAY)
+        .where(
+            p.day == day,
+            *(p[name] == sums.c[name] for name in SCOPE),
+            p.xp_total_sum != sums.c.xp_total_sum,
+        )
+        .values(xp_total_sum=sums.c.xp_total_sum)
+    )
 
 
 # What a snapshot holds of the day that its counters hold too (cumulative figures aside).
@@ -974,19 +1059,20 @@ BASES = "bases"  # a live_state row: the earliest built day whose later days' xp
 
 async def mark_bases(session: AsyncSession, day: date) -> None:
     """After ``day``'s snapshots changed (a build): the live xpTotal bases of the days after it
-    are due for a refresh, which the next background fold does (once for any number of builds)."""
+    are due for a refresh, which the next background fold does (once for any number of builds).
+    One upsert: the marked day is the earliest of those marked."""
+    sql = Dialect(session.get_bind().dialect.name)
     state = LIVE_STATE.c
-    due = await session.scalar(sa.select(state.event_seq).where(state.name == BASES))
-    if due is None:
-        await session.execute(
-            sa.insert(LIVE_STATE).values(
-                name=BASES, event_seq=day.toordinal(), interaction_seq=0, session_seq=0, records=0, folds=0
-            )
+    statement = _insert(sql, LIVE_STATE).values(
+        name=BASES, event_seq=day.toordinal(), interaction_seq=0, session_seq=0, records=0, folds=0
+    )
+    earlier = statement.excluded.event_seq < state.event_seq
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["name"],
+            set_={"event_seq": sa.case((earlier, statement.excluded.event_seq), else_=state.event_seq)},
         )
-    elif day.toordinal() < due:
-        await session.execute(
-            sa.update(LIVE_STATE).where(state.name == BASES).values(event_seq=day.toordinal())
-        )
+    )
 
 
 async def _refresh_bases(session: AsyncSession, sql: Dialect) -> None:

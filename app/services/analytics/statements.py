@@ -53,8 +53,12 @@ from app.services.analytics.tables import (
     VERSION_COLUMNS,
     count_if,
 )
+from persistence.models.live import LIVE_PATH_DAY
 
 SCOPE_COLUMNS = tuple(level.column for level in Level)
+# A day: a date, or a bind parameter (a statement made once, run for any day).
+Day = date | sa.BindParameter[date]
+Moment = datetime | sa.BindParameter[datetime]
 CARRIED = (*VERSION_COLUMNS, *SCOPE_COLUMNS)
 TS_TEXT_WIDTH = len("YYYY-MM-DD HH:MM:SS.ffffff")
 # The per-user counters each raw log contributes (the others are 0 for it).
@@ -133,7 +137,7 @@ class Dialect:
             name: latest.c[name] for name in ("latest_at", *CARRIED)
         }
 
-    def previous_day(self, user_id: Any, day: date) -> list[Any]:
+    def previous_day(self, user_id: Any, day: Day) -> list[Any]:
         """SQLite: the day of the user's previous snapshot, one index probe per user (level 2)."""
         if self.postgres:
             return []
@@ -141,7 +145,7 @@ class Dialect:
         found = sa.select(sa.func.max(q.c.day)).where(q.c.user_id == user_id, q.c.day < day)
         return [found.scalar_subquery().label("prev_day")]
 
-    def previous(self, joined: Any, users: sa.Subquery, day: date) -> tuple[Any, Any]:
+    def previous(self, joined: Any, users: sa.Subquery, day: Day) -> tuple[Any, Any]:
         """Join each user's previous snapshot (any earlier day): found through the (user, day)
         index, never by reading the history. PostgreSQL does it in one probe (LATERAL)."""
         u = users.c
@@ -366,27 +370,23 @@ def _rollup(
         if where is not None:
             selected = selected.where(where)
         return selected.group_by(*keys.values()).subquery("rolled")
-    summed = sa.select(*group, *sums, sa.func.max(at).label("latest_at"))
-    ordered = [value.collate("C") for value in keys.values()]
-    pick = (
-        sa.select(*group, user.label("latest_user"), *(value.label(name) for name, value in carried.items()))
-        .distinct(*ordered)
-        .order_by(*ordered, at.desc(), user.collate("C").desc())
+    # PostgreSQL: the latest row's columns in the same GROUP BY (ordered array_agg, first
+    # element): one pass, where a DISTINCT ON joined to the GROUP BY sorted the rows twice.
+    order = (at.desc(), user.collate("C").desc())
+
+    def first(value: Any) -> Any:
+        return sa.func.array_agg(aggregate_order_by(value, *order))[1]
+
+    selected = sa.select(
+        *group,
+        *sums,
+        sa.func.max(at).label("latest_at"),
+        first(user).label("latest_user"),
+        *(first(value).label(name) for name, value in carried.items()),
     )
     if where is not None:
-        summed, pick = summed.where(where), pick.where(where)
-    sums_q = summed.group_by(*keys.values()).subquery("sums")
-    pick_q = pick.subquery("pick")
-    on = sa.and_(*(sums_q.c[name] == pick_q.c[name] for name in keys))
-    return (
-        sa.select(
-            *(sums_q.c[name] for name in (*keys, *values, "latest_at")),
-            pick_q.c.latest_user,
-            *(pick_q.c[name] for name in carried),
-        )
-        .select_from(sums_q.join(pick_q, on))
-        .subquery("rolled")
-    )
+        selected = selected.where(where)
+    return selected.group_by(*keys.values()).subquery("rolled")
 
 
 UNIT_COLUMNS = [column.name for column in UNITS.columns]
@@ -424,28 +424,39 @@ def units_select(day: date, sql: Dialect) -> sa.Select[Any]:
     return sa.select(*(rolled.c[name] for name in UNIT_COLUMNS))
 
 
-def aggregate_select(level: Level, day: date, built_at: datetime, sql: Dialect) -> sa.Select[Any]:
-    """One row per unit at ``level`` and path above it, summed from the build's scope paths
-    (``units_select``, the day's snapshots only: P-05), in ``aggregate_columns`` order.
+def aggregate_select(
+    level: Level, day: Day, built_at: Moment, sql: Dialect, source: sa.Table = UNITS
+) -> sa.Select[Any]:
+    """One row per unit at ``level`` and path above it, summed from the day's scope paths, in
+    ``aggregate_columns`` order. ``source``: ``UNITS`` (a rebuild: the paths summed from the
+    day's snapshots, ``units_select``) or ``live_path_day`` (a first build: the deriver's
+    per-path sums of the counters the snapshots were made from). Both are snapshot-side: no
+    aggregate reads a raw log (P-05).
 
     A unit seen under two parents that day (a reused id, a move) is one row under each: a
     row never mixes two nodes of the tree. Its versions are those of its latest snapshot
-    (the one whose latest record is the latest; ties: the greatest userId).
+    (the one whose latest record is the latest; ties: the greatest userId). A team's path is
+    the whole path, so its rows are the path rows themselves (nothing to group).
     """
-    u = UNITS.c
-    b = _rollup(
-        sql,
-        keys={
-            **{parent.column: u[parent.column] for parent in level.parents},
-            "unit": u[level.column],
-        },
-        values={name: u[name] for name in Counters.names()},
-        latest=(u.latest_at, u.latest_user),
-        carried={name: u[name] for name in VERSION_COLUMNS},
-    ).c
-    return sa.select(
-        sa.literal(day, sa.Date).label("day"),
-        b.unit,
+    u = source.c
+    where = u.day == day if "day" in u else None
+    keys = {**{parent.column: u[parent.column] for parent in level.parents}, "unit": u[level.column]}
+    if len(keys) == len(Level):
+        b: Any = u
+        unit = u[level.column]
+    else:
+        b = _rollup(
+            sql,
+            keys=keys,
+            values={name: u[name] for name in Counters.names()},
+            latest=(u.latest_at, u.latest_user),
+            carried={name: u[name] for name in VERSION_COLUMNS},
+            where=where,
+        ).c
+        unit, where = b.unit, None
+    select = sa.select(
+        _value(day, sa.Date()).label("day"),
+        unit,
         *(b[parent.column] for parent in level.parents),
         *(b[name] for name in Counters.names()),
         ratio_sql(b.module_completed, b.module_started),
@@ -454,13 +465,19 @@ def aggregate_select(level: Level, day: date, built_at: datetime, sql: Dialect) 
         ratio_sql(b.xp_total_sum, b.users),
         *(b[name] for name in VERSION_COLUMNS),
         b.latest_at,
-        sa.literal(built_at, sa.DateTime(timezone=True)),
+        _value(built_at, sa.DateTime(timezone=True)),
     )
+    return select if where is None else select.where(where)
 
 
-def totals_select(day: date) -> sa.Select[Any]:
+def _value(value: Any, type_: Any) -> Any:
+    return value if isinstance(value, sa.BindParameter) else sa.literal(value, type_)
+
+
+def totals_select(day: Day, *, paths: bool = False) -> sa.Select[Any]:
     """The build's own check: per level, the summed counters of all its rows that day, beside the
-    snapshots' (label ``snapshots``). Read-time checks compare unit by unit (``check``)."""
+    snapshots' (label ``snapshots``), and with ``paths`` the day's live per-path sums' (label
+    ``paths``). Read-time checks compare unit by unit (``check``)."""
 
     def sums(source: str, values: dict[str, Any], table: Any, day_column: Any) -> sa.Select[Any]:
         return (
@@ -473,6 +490,9 @@ def totals_select(day: date) -> sa.Select[Any]:
         )
 
     parts = [sums("snapshots", _snapshot_counters(), SNAPSHOTS, SNAPSHOTS.c.day)]
+    if paths:
+        p = LIVE_PATH_DAY.c
+        parts.append(sums("paths", {name: p[name] for name in Counters.names()}, LIVE_PATH_DAY, p.day))
     for level, table in AGGREGATES.items():
         parts.append(
             sums(level.value, {name: table.c[name] for name in Counters.names()}, table, table.c.day)
