@@ -60,6 +60,7 @@ class Unit:
     alone: Callable[[Connection], Any]
     merge: Merge | None = None
     item: Any = None
+    heavy: bool = False  # SQLite: its batch runs in the writer's thread, off the event loop
 
 
 log = logging.getLogger("trainer_console.writer")
@@ -227,17 +228,25 @@ class GroupCommitWriter:
         self.on_commit: Callable[[int, float], None] | None = None
         self.on_failure: Callable[[int, float], None] | None = None
 
-    async def run(self, unit: Callable[[Connection], T], merge: Merge | None = None, item: Any = None) -> T:
+    async def run(
+        self,
+        unit: Callable[[Connection], T],
+        merge: Merge | None = None,
+        item: Any = None,
+        heavy: bool = False,
+    ) -> T:
         """Run ``unit`` in a shared transaction; returns once its effects are committed.
 
         With ``merge``, queued units of the same kind run together as ``merge(conn, items)``,
-        which must return one result per item, in order, as ``unit`` would have."""
+        which must return one result per item, in order, as ``unit`` would have. ``heavy``: a
+        unit of many milliseconds (SQLite: its batch runs in the writer's thread, where SQLite
+        works without the GIL, and the event loop goes on serving; later units queue meanwhile)."""
         loop = asyncio.get_running_loop()
         if self._task is None or self._task.done() or self._task.get_loop() is not loop:
             self._wakeup = asyncio.Event()
             self._task = loop.create_task(self._serve(), name="group-commit-writer")
         future: asyncio.Future[T] = loop.create_future()
-        self._pending.append((Unit(unit, merge, item), future))
+        self._pending.append((Unit(unit, merge, item, heavy), future))
         assert self._wakeup is not None
         self._wakeup.set()
         return await future
@@ -273,7 +282,10 @@ class GroupCommitWriter:
         units = [unit for unit, _future in batch]
         started = time.perf_counter()
         try:
-            if self._thread is not None:
+            if self._thread is not None and any(unit.heavy for unit in units):
+                loop = asyncio.get_running_loop()
+                outcomes = await loop.run_in_executor(self._thread, self._commit_sync, units)
+            elif self._thread is not None:
                 outcomes = self._commit_sync(units, wait=False)
                 if outcomes is None:  # locked by someone else: wait for it off the event loop
                     self.waited += 1

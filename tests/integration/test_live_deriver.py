@@ -167,3 +167,23 @@ async def test_builds_mark_the_earliest_built_day_whose_later_xp_bases_are_due(d
     # then: the earliest day stays marked; the bases of that day and before are current, later not
     assert marked == [days[0], days[1], days[1]]
     assert current == [True, False, False]
+
+
+@pytest.mark.skipif(RUN_ON == "postgresql", reason="SQLite's single writer and its write lock")
+async def test_on_sqlite_a_fold_is_a_writer_unit_so_writes_never_find_the_database_locked(db):
+    # given: writes through the group-commit writer, sent while folds run, round after round
+    async def write(user: str, after: float) -> None:
+        await asyncio.sleep(after)  # spread over the fold's run
+        await db.writer.run(lambda conn: conn.execute(sa.insert(EVENTS), [event_row(user)]))
+
+    # when
+    for round_ in range(20):
+        await asyncio.gather(
+            live.fold_now(db, threshold=THRESHOLD),
+            *(write(f"u{round_}-{n}", n / 1000) for n in range(10)),
+        )
+    await live.fold_now(db, threshold=THRESHOLD)
+    # then: no write batch waited for a fold's lock (a fold on a connection of its own held it
+    # across its statements), and every record was folded once
+    assert db.writer.waited == 0
+    assert await logins(db) == {f"u{r}-{n}": 1 for r in range(20) for n in range(10)}

@@ -42,12 +42,14 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
+from sqlalchemy import Connection
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -85,6 +87,7 @@ from persistence.models.live import (
 from persistence.prepared import as_text
 
 log = logging.getLogger("trainer_console.analytics.live")
+T = TypeVar("T")
 
 STATE = "deriver"
 # The broker topic a fold that changed counters publishes (kpisUpdated listens to it).
@@ -790,16 +793,72 @@ async def fold_now(
     db: Database, *, threshold: float, holder: str | None = None, wait: bool = True
 ) -> Fold | None:
     """One fold in its own transaction, if there is anything to fold (None: nothing, or
-    another fold holds the lock and ``wait`` is false)."""
+    another fold holds the lock and ``wait`` is false).
+
+    SQLite: a unit of the group-commit writer, on its connection, in its thread (``heavy``).
+    SQLite has one writer: a fold on a connection of its own held the write lock for as long
+    as its statements took with the event loop's requests in between, and every log batch
+    meanwhile found the database locked and waited in a thread; as the writer's unit it holds
+    the lock only while it works, the logs queue behind it, and no statement crosses threads."""
     global _latest_lag
-    async with db.session() as session:
-        if not await pending(session, threshold):
-            return None
-    async with db.transaction() as session:
-        result = await fold(session, threshold=threshold, holder=holder or default_holder(), wait=wait)
+    holder = holder or default_holder()
+    if db.writer.sync_engine is not None:
+        result = await db.writer.run(partial(_fold_unit, threshold=threshold, holder=holder), heavy=True)
+    else:
+        async with db.session() as session:
+            if not await pending(session, threshold):
+                return None
+        async with db.transaction() as session:
+            result = await fold(session, threshold=threshold, holder=holder, wait=wait)
     if result is not None and result.lag_seconds is not None:
         _latest_lag = result.lag_seconds
     return result
+
+
+class _Immediate:
+    """The ``AsyncSession`` methods a fold calls, over a synchronous ``Connection``: each
+    completes at once, so a fold's coroutine runs to its end in one step (``_at_once``)."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.dialect = conn.dialect
+
+    def get_bind(self) -> Connection:
+        return self.conn
+
+    async def connection(self) -> _Immediate:
+        return self
+
+    async def execute(self, statement: Any, params: Any = None) -> Any:
+        return self.conn.execute(statement, params)
+
+    async def exec_driver_sql(self, statement: str) -> Any:
+        return self.conn.exec_driver_sql(statement)
+
+    async def scalar(self, statement: Any) -> Any:
+        return self.conn.scalar(statement)
+
+    async def scalars(self, statement: Any) -> Any:
+        return self.conn.scalars(statement)
+
+
+def _at_once(step: Coroutine[Any, Any, T]) -> T:
+    """The result of a coroutine that never waits (it runs over ``_Immediate``)."""
+    try:
+        step.send(None)
+    except StopIteration as done:
+        return cast(T, done.value)
+    step.close()
+    raise RuntimeError("a fold over a synchronous connection waited for something")
+
+
+def _fold_unit(conn: Connection, *, threshold: float, holder: str) -> Fold | None:
+    """A fold as the SQLite writer's unit of work (in the writer's transaction, which holds the
+    database's write lock from its start: nothing commits in between)."""
+    session = cast(AsyncSession, _Immediate(conn))  # the methods a fold calls, synchronous
+    if not _at_once(pending(session, threshold)):
+        return None
+    return _at_once(fold(session, threshold=threshold, holder=holder, wait=True))
 
 
 def default_holder() -> str:
