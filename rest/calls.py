@@ -18,7 +18,9 @@ from fastapi import Depends, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import ValidationError
+from starlette.types import Scope
 
+from app import observability
 from app.auth import Principal, Role, principal_from_header
 from app.coordination.verdicts import Lease
 from app.errors import DomainError, Forbidden
@@ -77,17 +79,16 @@ class HeaderLookup(Protocol):
 
 
 async def begin(
-    services: Services, headers: HeaderLookup, roles: Roles, endpoint: str
+    services: Services, headers: HeaderLookup, roles: Roles, endpoint: str, scope: Scope
 ) -> tuple[Call, Metered]:
     """Authenticate, authorise, and charge an engine's call as one operation: what every REST
     call does first (the FastAPI dependency below, and ``rest.fastlane`` for the log POSTs)."""
     principal = principal_from_header(services.settings, headers.get("authorization"))
     if principal.role not in roles:
         raise Forbidden(f"role {principal.role.value} may not do this")
-    header = headers.get("x-request-id")
     call = Call(
         principal,
-        header if header is not None and is_id(header) else services.request_ids.next(),
+        _request_id(scope, headers, services),
         services.settings,
         services.db,
         services.ops,
@@ -119,6 +120,16 @@ async def end(metered: Metered, error: BaseException | None) -> None:
         await metered.ops.coordination.release(metered.lease)
 
 
+def _request_id(scope: Scope, headers: HeaderLookup, services: Services) -> str:
+    """The id the request telemetry gave the request (echoed as X-Request-Id and logged), so
+    that what the call audits names the same request; without it, the caller's or a new one."""
+    record = observability.record_of(scope)
+    if record is not None:
+        return record.request_id
+    header = headers.get("x-request-id")
+    return header if header is not None and is_id(header) else services.request_ids.next()
+
+
 def _clients(error: BaseException) -> bool:
     """The client's mistake (4xx), not the server's."""
     if isinstance(error, DomainError):
@@ -133,7 +144,7 @@ def caller(roles: Roles) -> Callable[..., Any]:
         request: Request, _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
     ) -> AsyncIterator[Call]:
         endpoint = f"{request.method} {request.scope['route'].path}"
-        call, metered = await begin(_services(request), request.headers, roles, endpoint)
+        call, metered = await begin(_services(request), request.headers, roles, endpoint, request.scope)
         try:
             yield call
         except BaseException as error:

@@ -97,7 +97,7 @@ class FastLane:
     ) -> Response:
         headers = _Headers(scope["headers"])
         try:
-            call, metered = await begin(self.services, headers, policy.LOG_WRITERS, endpoint)
+            call, metered = await begin(self.services, headers, policy.LOG_WRITERS, endpoint, scope)
         except DomainError as refused_early:
             return domain_response(refused_early)
         error: BaseException | None = None

@@ -368,3 +368,13 @@ async def test_the_document_names_every_operation_its_roles_and_no_422(rest):
     assert {"400", "401", "403", "404", "413", "429", "500"} <= set(
         document["paths"]["/operator/ops/limits"]["patch"]["responses"]
     )
+
+
+async def test_an_audited_change_carries_the_request_id_the_response_echoes(rest, admin):
+    # given: a change sent without an X-Request-Id of its own
+    changed = await rest.patch("/operator/ops/model-config", json={"temperature": 0.3}, as_=admin)
+    # when
+    audit = await rest.get("/operator/ops/audit?action=update_config&first=1", as_=admin)
+    # then: the audit entry names the request by the id its response (and its log line) gave
+    assert changed.headers["x-request-id"]
+    assert audit.json()["items"][0]["requestId"] == changed.headers["x-request-id"]
