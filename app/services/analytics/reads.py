@@ -102,15 +102,20 @@ async def day_status(session: AsyncSession, day: date) -> DayStatus:
     return DayStatus(final=False, stale=False, as_of=_utc(folded))
 
 
+def _as_of(status: DayStatus, rows: Sequence[AggregateRow]) -> datetime | None:
+    """A provisional report is as of the fold its live rows were read after (``_live_rows``),
+    not the one ``day_status`` saw before them."""
+    if status.final or not rows:
+        return status.as_of
+    return max(row.built_at for row in rows)
+
+
 async def _live_rows(
     session: AsyncSession, level: Level, day_from: date, day_to: date, pins: Mapping[str, str]
 ) -> list[AggregateRow]:
     """Rows shaped as ``level``'s aggregates, summed from the live per-path sums of days not
     built yet (the same sums, versions and rates a build would store from its snapshots)."""
     p = LIVE_PATH_DAY.c
-    as_of = _utc(
-        await session.scalar(sa.select(LIVE_STATE.c.folded_at).where(LIVE_STATE.c.name == "deriver"))
-    ) or datetime.now(UTC)
     query = sa.select(LIVE_PATH_DAY).where(
         p.day.between(day_from, day_to),
         p.day.not_in(sa.select(BUILDS.c.day)),
@@ -120,6 +125,11 @@ async def _live_rows(
     groups: defaultdict[tuple[Any, ...], list[Any]] = defaultdict(list)
     for row in (await session.execute(query)).all():
         groups[(row.day, *(getattr(row, column) for column in path))].append(row)
+    # After the sums: SQLite reads statement by statement (no snapshot across them), and a fold
+    # that commits in between must not leave sums newer than their asOf (or sums without one).
+    as_of = _utc(
+        await session.scalar(sa.select(LIVE_STATE.c.folded_at).where(LIVE_STATE.c.name == "deriver"))
+    ) or datetime.now(UTC)
     made: list[AggregateRow] = []
     for (day, *ids), rows in groups.items():
         counters = sum((Counters.of(row) for row in rows), Counters())
@@ -250,7 +260,7 @@ async def kpis(
         versions=versions_of(latest) if latest is not None else Versions(),
         final=status.final,
         stale=status.stale,
-        as_of=status.as_of,
+        as_of=_as_of(status, rows),
     )
 
 
@@ -272,7 +282,7 @@ async def _organisation_kpis(session: AsyncSession, day: date, status: DayStatus
         versions=versions_of(latest) if latest is not None else Versions(),
         final=status.final,
         stale=status.stale,
-        as_of=status.as_of,
+        as_of=_as_of(status, rows),
     )
 
 
