@@ -282,13 +282,12 @@ class GroupCommitWriter:
         units = [unit for unit, _future in batch]
         started = time.perf_counter()
         try:
-            if self._thread is not None and any(unit.heavy for unit in units):
-                loop = asyncio.get_running_loop()
-                outcomes = await loop.run_in_executor(self._thread, self._commit_sync, units)
-            elif self._thread is not None:
-                outcomes = self._commit_sync(units, wait=False)
-                if outcomes is None:  # locked by someone else: wait for it off the event loop
-                    self.waited += 1
+            if self._thread is not None:
+                heavy = any(unit.heavy for unit in units)
+                outcomes = None if heavy else self._commit_sync(units, wait=False)
+                if outcomes is None:  # heavy, or locked by someone else: off the event loop, waiting
+                    if not heavy:
+                        self.waited += 1
                     loop = asyncio.get_running_loop()
                     outcomes = await loop.run_in_executor(self._thread, self._commit_sync, units)
             else:

@@ -139,22 +139,11 @@ class Watermark:
             return txid.is_(None)
         return sa.or_(txid.is_(None), sa.and_(txid < self.xmax, txid.not_in(self.xip)))
 
-    def since(self, previous: Watermark, table: sa.Table, column: str) -> sa.ColumnElement[bool]:
-        """The rows of ``table`` this watermark sees and ``previous`` did not."""
-        if self.seqs:
-            return sa.and_(table.c.seq > previous.seqs.get(column, 0), table.c.seq <= self.seqs[column])
-        txid = table.c.txid
-        now = sa.and_(txid < self.xmax, txid.not_in(self.xip))
-        if previous.empty:
-            return sa.or_(txid.is_(None), now)
-        # below previous.xmin every transaction had ended, so was visible to ``previous``
-        new = sa.or_(txid >= previous.xmax, txid.in_(previous.xip)) if previous.xip else txid >= previous.xmax
-        return sa.and_(txid >= previous.xmin, new, now)
-
     def new_rows(self, previous: Watermark) -> tuple[dict[str, Any], dict[str, Any], str]:
-        """``since`` for every log, spelt with named parameters: the same SQL on every fold
-        (rendered once, see ``_run``), with the values in the returned parameters. The third
-        item names the SQL's shape (the key its rendering is kept under)."""
+        """Per log, the rows this watermark sees and ``previous`` did not, spelt with named
+        parameters: the same SQL on every fold (rendered once, see ``_run``), with the values in
+        the returned parameters. The third item names the SQL's shape (the key its rendering is
+        kept under)."""
         big = sa.BigInteger()
         where: dict[str, Any] = {}
         if self.seqs:
@@ -183,6 +172,7 @@ class Watermark:
                 txid >= sa.bindparam("prev_xmax", type_=big),
                 txid == sa.any_(sa.bindparam("prev_xip", type_=ids)),
             )
+            # below previous.xmin every transaction had ended, so was visible to ``previous``
             where[column] = sa.and_(txid >= sa.bindparam("prev_xmin", type_=big), new, now)
         return where, params, "first" if previous.empty else "txid"
 
@@ -773,20 +763,20 @@ async def fold(
 
 
 async def pending(session: AsyncSession, threshold: float) -> bool:
-    """Is there anything to fold (new records, or days to count again)? Reads only, takes no
-    lock: an idle deriver costs a few index probes per poll, and writes nothing."""
+    """Is there anything to fold (new records, or days to count again)? Reads only: an idle
+    deriver costs a few index probes per poll, and writes nothing."""
     sql = Dialect(session.get_bind().dialect.name)
     state = (await session.execute(sa.select(LIVE_STATE).where(LIVE_STATE.c.name == STATE))).mappings().one()
     previous = _stored(dict(state), sql)
-    now = await _current(session, sql)
-    checks = [sa.exists().where(now.since(previous, table, column)) for table, _ts, _source, column in LOGS]
+    new, params, _shape = (await _current(session, sql)).new_rows(previous)
+    checks = [sa.exists().where(records) for records in new.values()]
     checks.append(
         sa.exists().where(
             LIVE_DAY.c.quiz_pass_threshold != threshold, LIVE_DAY.c.day.not_in(sa.select(BUILDS.c.day))
         )
     )
     checks.append(sa.exists().where(LIVE_STATE.c.name == BASES))
-    return bool(await session.scalar(sa.select(sa.or_(*checks))))
+    return bool(await session.scalar(sa.select(sa.or_(*checks)), params))
 
 
 async def fold_now(
@@ -835,8 +825,8 @@ class _Immediate:
     async def exec_driver_sql(self, statement: str) -> Any:
         return self.conn.exec_driver_sql(statement)
 
-    async def scalar(self, statement: Any) -> Any:
-        return self.conn.scalar(statement)
+    async def scalar(self, statement: Any, params: Any = None) -> Any:
+        return self.conn.scalar(statement, params)
 
     async def scalars(self, statement: Any) -> Any:
         return self.conn.scalars(statement)
@@ -961,21 +951,22 @@ async def _pending_locked(session: AsyncSession, threshold: float) -> bool:
     if sql.postgres:
         state = await _lock(session, sql, default_holder(), wait=True)
         assert state is not None  # waited for
-        previous, now = _stored(state, sql), await _current(session, sql)
-        new = [now.since(previous, table, column) for table, _ts, _source, column in LOGS]
+        found, params, _shape = (await _current(session, sql)).new_rows(_stored(state, sql))
+        new = list(found.values())
     else:
         row = (
             (await session.execute(sa.select(LIVE_STATE).where(LIVE_STATE.c.name == STATE))).mappings().one()
         )
         previous = _stored(dict(row), sql)
         new = [table.c.seq > previous.seqs[column] for table, _ts, _source, column in LOGS]
+        params = {}
     checks = [sa.exists().where(records) for records in new]
     checks.append(
         sa.exists().where(
             LIVE_DAY.c.quiz_pass_threshold != threshold, LIVE_DAY.c.day.not_in(sa.select(BUILDS.c.day))
         )
     )
-    return bool(await session.scalar(sa.select(sa.or_(*checks))))
+    return bool(await session.scalar(sa.select(sa.or_(*checks)), params))
 
 
 async def mark_current(session: AsyncSession, day: date) -> None:
