@@ -7,7 +7,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
@@ -20,8 +20,10 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from app.settings import Settings
+from persistence.immediate import Work, writer_unit
 from persistence.writer import GroupCommitWriter, sqlite_write_engine
 
+T = TypeVar("T")
 CONNECT_TIMEOUT_SECONDS = 5
 # A pooled PostgreSQL connection idle for longer than this is pinged when it is checked out.
 IDLE_PING_SECONDS = 1.0
@@ -116,6 +118,20 @@ class Database:
         """A service's unit of work: commits when the block ends, rolls back if it raises."""
         async with self.sessionmaker() as session, session.begin():
             yield session
+
+    async def heavy_transaction(self, work: Work[T]) -> T:
+        """A large unit of work (a fold, a snapshot build) in one transaction of its own.
+
+        SQLite: a unit of the group-commit writer, in its thread (``heavy``). SQLite has one
+        writer: on a connection of its own such work held the write lock across its statements,
+        each a round trip to aiosqlite's thread with the event loop's requests in between, and
+        every log batch meanwhile found the database locked and waited; as the writer's unit it
+        holds the lock only while it works and the log batches queue behind it. A unit that
+        raises rolls back alone (the writer's savepoints)."""
+        if self.writer.sync_engine is not None:
+            return await self.writer.run(writer_unit(work), heavy=True)
+        async with self.transaction() as session:
+            return await work(session)
 
     async def ping(self, within_seconds: float = 2.0) -> float:
         """Round-trip to the database; returns milliseconds or raises."""

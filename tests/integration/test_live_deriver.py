@@ -15,11 +15,13 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from app.services.analytics import live
+from app.auth import Principal, Role
+from app.services.analytics import build_snapshots, live
 from app.services.analytics.tables import EVENTS
+from app.services.audit import AuditLog
 from persistence.db import Database
 from persistence.models import LIVE_PATH_DAY, LIVE_STATE, LIVE_USER_DAY
-from tests.conftest import RUN_ON
+from tests.conftest import RUN_ON, TEST_AUDIT_SECRET
 
 THRESHOLD = 0.7
 NOW = datetime.now(UTC)
@@ -187,3 +189,33 @@ async def test_on_sqlite_a_fold_is_a_writer_unit_so_writes_never_find_the_databa
     # across its statements), and every record was folded once
     assert db.writer.waited == 0
     assert await logins(db) == {f"u{r}-{n}": 1 for r in range(20) for n in range(10)}
+
+
+@pytest.mark.skipif(RUN_ON == "postgresql", reason="SQLite's single writer and its write lock")
+async def test_on_sqlite_a_build_is_a_writer_unit_so_writes_never_find_the_database_locked(db):
+    # given: a day with records, and writes sent while it is built, then rebuilt, round after round
+    await db.writer.run(
+        lambda conn: conn.execute(sa.insert(EVENTS), [event_row(f"s{n}") for n in range(200)])
+    )
+    audit, admin = AuditLog(TEST_AUDIT_SECRET), Principal(sub="builder", role=Role.ADMIN)
+
+    async def build(rebuild: bool) -> int:
+        built = await build_snapshots(
+            db, audit, admin, NOW.date(), rebuild=rebuild, quiz_pass_threshold=THRESHOLD, request_id="r"
+        )
+        return built.snapshots
+
+    async def write(user: str, after: float) -> None:
+        await asyncio.sleep(after)  # spread over the build's run
+        await db.writer.run(lambda conn: conn.execute(sa.insert(EVENTS), [event_row(user)]))
+
+    # when
+    for round_ in range(10):
+        await asyncio.gather(
+            build(rebuild=round_ > 0), *(write(f"u{round_}-{n}", n / 1000) for n in range(10))
+        )
+    snapshots = await build(rebuild=True)
+    # then: no write batch waited for a build's lock (a build on a connection of its own held it
+    # across its statements), and the last rebuild counts every user once
+    assert db.writer.waited == 0
+    assert snapshots == 200 + 10 * 10

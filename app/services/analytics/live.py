@@ -42,14 +42,13 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import partial
-from typing import Any, TypeVar, cast
+from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import Connection
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -87,7 +86,6 @@ from persistence.models.live import (
 from persistence.prepared import as_text
 
 log = logging.getLogger("trainer_console.analytics.live")
-T = TypeVar("T")
 
 STATE = "deriver"
 # The broker topic a fold that changed counters publishes (kpisUpdated listens to it).
@@ -785,15 +783,11 @@ async def fold_now(
     """One fold in its own transaction, if there is anything to fold (None: nothing, or
     another fold holds the lock and ``wait`` is false).
 
-    SQLite: a unit of the group-commit writer, on its connection, in its thread (``heavy``).
-    SQLite has one writer: a fold on a connection of its own held the write lock for as long
-    as its statements took with the event loop's requests in between, and every log batch
-    meanwhile found the database locked and waited in a thread; as the writer's unit it holds
-    the lock only while it works, the logs queue behind it, and no statement crosses threads."""
+    SQLite: a unit of the group-commit writer (``Database.heavy_transaction``)."""
     global _latest_lag
     holder = holder or default_holder()
     if db.writer.sync_engine is not None:
-        result = await db.writer.run(partial(_fold_unit, threshold=threshold, holder=holder), heavy=True)
+        result = await db.heavy_transaction(partial(_fold_if_pending, threshold=threshold, holder=holder))
     else:
         async with db.session() as session:
             if not await pending(session, threshold):
@@ -805,50 +799,12 @@ async def fold_now(
     return result
 
 
-class _Immediate:
-    """The ``AsyncSession`` methods a fold calls, over a synchronous ``Connection``: each
-    completes at once, so a fold's coroutine runs to its end in one step (``_at_once``)."""
-
-    def __init__(self, conn: Connection) -> None:
-        self.conn = conn
-        self.dialect = conn.dialect
-
-    def get_bind(self) -> Connection:
-        return self.conn
-
-    async def connection(self) -> _Immediate:
-        return self
-
-    async def execute(self, statement: Any, params: Any = None) -> Any:
-        return self.conn.execute(statement, params)
-
-    async def exec_driver_sql(self, statement: str) -> Any:
-        return self.conn.exec_driver_sql(statement)
-
-    async def scalar(self, statement: Any, params: Any = None) -> Any:
-        return self.conn.scalar(statement, params)
-
-    async def scalars(self, statement: Any) -> Any:
-        return self.conn.scalars(statement)
-
-
-def _at_once(step: Coroutine[Any, Any, T]) -> T:
-    """The result of a coroutine that never waits (it runs over ``_Immediate``)."""
-    try:
-        step.send(None)
-    except StopIteration as done:
-        return cast(T, done.value)
-    step.close()
-    raise RuntimeError("a fold over a synchronous connection waited for something")
-
-
-def _fold_unit(conn: Connection, *, threshold: float, holder: str) -> Fold | None:
-    """A fold as the SQLite writer's unit of work (in the writer's transaction, which holds the
-    database's write lock from its start: nothing commits in between)."""
-    session = cast(AsyncSession, _Immediate(conn))  # the methods a fold calls, synchronous
-    if not _at_once(pending(session, threshold)):
+async def _fold_if_pending(session: AsyncSession, *, threshold: float, holder: str) -> Fold | None:
+    """SQLite, as the writer's unit (in its transaction, which holds the database's write lock
+    from its start: nothing commits in between): a fold if there is anything to fold."""
+    if not await pending(session, threshold):
         return None
-    return _at_once(fold(session, threshold=threshold, holder=holder, wait=True))
+    return await fold(session, threshold=threshold, holder=holder, wait=True)
 
 
 def default_holder() -> str:
