@@ -33,7 +33,8 @@ def create_table(connection: sa.Connection) -> None:
 
 
 # SQLite: per log and user the counters and the latest record (max(ts) with the row's own
-# columns, SQLite's bare-column rule; the key ends with the log's tie rank), then per user.
+# columns, SQLite's bare-column rule; the key ends with the log's tie rank), then per user;
+# the previous row found through the (user, day) index and joined by its rowid.
 SQLITE = sa.text(
     f"""
     INSERT INTO {TABLE} ({COLUMNS})
@@ -54,8 +55,8 @@ SQLITE = sa.text(
                sum(quiz_passed) AS quiz_passed, sum(saleslab_sessions) AS saleslab_sessions,
                sum(upsell_attempts) AS upsell_attempts, sum(upsell_successes) AS upsell_successes,
                sum(xp_gained) AS xp_gained, group_concat(badges) AS badges,
-               (SELECT max(q.day) FROM {TABLE} q
-                WHERE q.user_id = parts.user_id AND q.day < :day) AS prev_day
+               (SELECT q.rowid FROM {TABLE} q WHERE q.user_id = parts.user_id AND q.day < :day
+                ORDER BY q.day DESC LIMIT 1) AS prev_row
         FROM (
             SELECT user_id, max(ts) || '2' AS k, module_version, scenario_version, prompt_version,
                    region_id, country_id, branch_id, team_id,
@@ -90,7 +91,7 @@ SQLITE = sa.text(
         ) AS parts
         GROUP BY user_id
     ) AS u
-    LEFT JOIN {TABLE} p ON p.user_id = u.user_id AND p.day = u.prev_day
+    LEFT JOIN {TABLE} p ON p.rowid = u.prev_row
     """
 )
 

@@ -952,7 +952,7 @@ def snapshots_from_counters(day: Day, sql: Dialect, *, history: bool = True) -> 
         sa.select(
             LIVE_USER_DAY,
             today.c.badges.label("badges_today"),
-            *(sql.previous_day(u.user_id, day) if history else ()),
+            *(sql.previous_row(u.user_id, day) if history else ()),
         )
         .select_from(LIVE_USER_DAY.outerjoin(today, today.c.user_id == u.user_id))
         .where(u.day == day)
@@ -967,25 +967,32 @@ def snapshots_from_counters(day: Day, sql: Dialect, *, history: bool = True) -> 
         joined, prev = sql.previous(users, users, day)
         prev_xp = sa.func.coalesce(prev.c.xp_total, 0)
         prev_badges = sa.func.coalesce(prev.c.badges_owned, nothing)
-    return sa.select(
-        c.day,
-        c.user_id,
-        c.logins > 0,
-        c.module_started,
-        c.module_completed,
-        c.quiz_completed,
-        c.quiz_passed,
-        c.saleslab_sessions,
-        c.upsell_attempts,
-        c.upsell_successes,
-        c.xp_gained,
-        prev_xp + c.xp_gained,
-        sa.case(
-            (c.badge_claims > 0, sql.sorted_union(prev_badges, sql.json(c.badges_today))), else_=prev_badges
-        ),
-        c.latest_at,
-        *(c[name] for name in (*VERSIONS, *SCOPE)),
-    ).select_from(joined)
+    # in user order, the order of the snapshots' (day, user) key: SQLite appends the rows to it
+    # (its pages filled, not split), reading the counters in that order from their own key
+    return (
+        sa.select(
+            c.day,
+            c.user_id,
+            c.logins > 0,
+            c.module_started,
+            c.module_completed,
+            c.quiz_completed,
+            c.quiz_passed,
+            c.saleslab_sessions,
+            c.upsell_attempts,
+            c.upsell_successes,
+            c.xp_gained,
+            prev_xp + c.xp_gained,
+            sa.case(
+                (c.badge_claims > 0, sql.sorted_union(prev_badges, sql.json(c.badges_today))),
+                else_=prev_badges,
+            ),
+            c.latest_at,
+            *(c[name] for name in (*VERSIONS, *SCOPE)),
+        )
+        .select_from(joined)
+        .order_by(c.user_id)
+    )
 
 
 async def bases_current(session: AsyncSession, day: date) -> bool:

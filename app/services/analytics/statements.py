@@ -137,13 +137,19 @@ class Dialect:
             name: latest.c[name] for name in ("latest_at", *CARRIED)
         }
 
-    def previous_day(self, user_id: Any, day: Day) -> list[Any]:
-        """SQLite: the day of the user's previous snapshot, one index probe per user (level 2)."""
+    def previous_row(self, user_id: Any, day: Day) -> list[Any]:
+        """SQLite: the rowid of the user's previous snapshot, one probe of the (user, day) index
+        per user (level 2); joined by rowid, the table's own key, not by a second index."""
         if self.postgres:
             return []
         q = SNAPSHOTS.alias("q")
-        found = sa.select(sa.func.max(q.c.day)).where(q.c.user_id == user_id, q.c.day < day)
-        return [found.scalar_subquery().label("prev_day")]
+        found: sa.Select[Any] = (
+            sa.select(sa.literal_column("q.rowid"))
+            .where(q.c.user_id == user_id, q.c.day < day)
+            .order_by(q.c.day.desc())
+            .limit(1)
+        )
+        return [found.scalar_subquery().label("prev_row")]
 
     def previous(self, joined: Any, users: sa.Subquery, day: Day) -> tuple[Any, Any]:
         """Join each user's previous snapshot (any earlier day): found through the (user, day)
@@ -160,7 +166,7 @@ class Dialect:
             )
             return joined.outerjoin(prev, sa.true()), prev
         prev_table = SNAPSHOTS.alias("prev")
-        on = sa.and_(prev_table.c.user_id == u.user_id, prev_table.c.day == u.prev_day)
+        on = sa.literal_column("prev.rowid") == u.prev_row
         return joined.outerjoin(prev_table, on), prev_table
 
     def only(self, value: Any) -> Any:
@@ -292,7 +298,7 @@ def snapshot_select(day: date, threshold: float, sql: Dialect) -> sa.Select[Any]
             *sql.user_latest(parts),
             *(sa.func.sum(p[name]).label(name) for name in (*EVENT_COUNTERS, *SESSION_COUNTERS)),
             sql.only(p.badges_today).label("badges_today"),
-            *sql.previous_day(p.user_id, day),
+            *sql.previous_row(p.user_id, day),
         )
         .group_by(p.user_id)
         .subquery("users")
