@@ -219,3 +219,20 @@ async def test_on_sqlite_a_build_is_a_writer_unit_so_writes_never_find_the_datab
     # across its statements), and the last rebuild counts every user once
     assert db.writer.waited == 0
     assert snapshots == 200 + 10 * 10
+
+
+@postgres_only
+async def test_on_postgresql_the_counters_leave_room_on_their_pages_for_in_place_updates(db):
+    # given: the migrated database
+    # when
+    async with db.session() as session:
+        options = dict(
+            (
+                await session.execute(
+                    sa.text("SELECT relname, reloptions FROM pg_class WHERE relname LIKE 'live_%'")
+                )
+            ).all()
+        )
+    # then: the counters a fold updates in place have room for heap-only updates (no index entry)
+    assert options["live_user_day"] == ["fillfactor=70"]
+    assert options["live_path_day"] == ["fillfactor=70"]
