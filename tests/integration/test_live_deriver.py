@@ -235,4 +235,4 @@ async def test_on_postgresql_the_counters_leave_room_on_their_pages_for_in_place
         )
     # then: the counters a fold updates in place have room for heap-only updates (no index entry)
     assert options["live_user_day"] == ["fillfactor=70"]
-    assert options["live_path_day"] == ["fillfactor=70"]
+    assert options["live_path_day"] == ["fillfactor=50"]

@@ -1075,17 +1075,24 @@ async def mark_bases(session: AsyncSession, day: date) -> None:
     are due for a refresh, which the next background fold does (once for any number of builds).
     One upsert: the marked day is the earliest of those marked."""
     sql = Dialect(session.get_bind().dialect.name)
-    state = LIVE_STATE.c
-    statement = _insert(sql, LIVE_STATE).values(
-        name=BASES, event_seq=day.toordinal(), interaction_seq=0, session_seq=0, records=0, folds=0
-    )
-    earlier = statement.excluded.event_seq < state.event_seq
-    await session.execute(
-        statement.on_conflict_do_update(
+
+    def upsert() -> Any:
+        state = LIVE_STATE.c
+        statement = _insert(sql, LIVE_STATE).values(
+            name=BASES,
+            event_seq=sa.bindparam("marked", type_=sa.BigInteger()),
+            interaction_seq=0,
+            session_seq=0,
+            records=0,
+            folds=0,
+        )
+        earlier = statement.excluded.event_seq < state.event_seq
+        return statement.on_conflict_do_update(
             index_elements=["name"],
             set_={"event_seq": sa.case((earlier, statement.excluded.event_seq), else_=state.event_seq)},
         )
-    )
+
+    await _run(session, "mark_bases", upsert, {"marked": day.toordinal()})
 
 
 async def _refresh_bases(session: AsyncSession, sql: Dialect) -> None:
