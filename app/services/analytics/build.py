@@ -122,92 +122,73 @@ async def build_snapshots(
         raise SchemaMismatch(
             "date is in the future: only past or current UTC days can be built", field="date"
         )
-    return await db.heavy_transaction(
-        functools.partial(
-            _build,
-            audit_log=audit_log,
-            principal=principal,
+
+    async def build(session: AsyncSession) -> BuildResult:
+        before = await _claim_day(session, principal, day, rebuild, quiz_pass_threshold)
+        built_at = datetime.now(UTC)
+        sql = Dialect(session.get_bind().dialect.name)
+        if sql.postgres:
+            # A batch job's GROUP BYs over a whole day: let them hash in memory rather than spill.
+            await session.execute(sa.text("SET LOCAL work_mem = '64MB'"))
+        # the latest day with snapshots up to this one (one probe of the day index)
+        latest = await session.scalar(sa.select(sa.func.max(SNAPSHOTS.c.day)).where(SNAPSHOTS.c.day <= day))
+        if before is None and latest == day:
+            # Snapshot rows without a build record can only have been written by hand.
+            raise DuplicateSnapshot(f"snapshots for {day.isoformat()} already exist", date=day.isoformat())
+        await live.fold_for_build(session, day, quiz_pass_threshold)
+        if before is None:
+            snapshots, counts = await _finalise(session, day, built_at, sql, history=latest is not None)
+        else:
+            snapshots, counts = await _rebuild(session, day, quiz_pass_threshold, built_at, sql)
+        if before is not None and (wrong := await live.disagreeing_users(session, day)):
+            raise AggregationConflict(
+                "snapshots rebuilt from the raw logs disagree with the day's live counters",
+                date=day.isoformat(),
+                users=wrong,
+            )
+        await live.mark_current(session, day)
+        await live.mark_bases(session, day)
+        await session.execute(
+            sa.update(BUILDS)
+            .where(BUILDS.c.day == day)
+            .values(
+                built_at=built_at,
+                built_by=principal.sub,
+                snapshots=snapshots,
+                quiz_pass_threshold=quiz_pass_threshold,
+            )
+        )
+        later = (
+            await session.scalars(sa.select(BUILDS.c.day).where(BUILDS.c.day > day).order_by(BUILDS.c.day))
+        ).all()
+        built = BuildResult(
             day=day,
-            rebuild=rebuild,
-            quiz_pass_threshold=quiz_pass_threshold,
-            request_id=request_id,
-        )
-    )
-
-
-async def _build(
-    session: AsyncSession,
-    *,
-    audit_log: AuditLog,
-    principal: Principal,
-    day: date,
-    rebuild: bool,
-    quiz_pass_threshold: float,
-    request_id: str,
-) -> BuildResult:
-    before = await _claim_day(session, principal, day, rebuild, quiz_pass_threshold)
-    built_at = datetime.now(UTC)
-    sql = Dialect(session.get_bind().dialect.name)
-    if sql.postgres:
-        # A batch job's GROUP BYs over a whole day: let them hash in memory rather than spill.
-        await session.execute(sa.text("SET LOCAL work_mem = '64MB'"))
-    # the latest day with snapshots up to this one (one probe of the day index)
-    latest = await session.scalar(sa.select(sa.func.max(SNAPSHOTS.c.day)).where(SNAPSHOTS.c.day <= day))
-    if before is None and latest == day:
-        # Snapshot rows without a build record can only have been written by hand.
-        raise DuplicateSnapshot(f"snapshots for {day.isoformat()} already exist", date=day.isoformat())
-    await live.fold_for_build(session, day, quiz_pass_threshold)
-    if before is None:
-        snapshots, counts = await _finalise(session, day, built_at, sql, history=latest is not None)
-    else:
-        snapshots, counts = await _rebuild(session, day, quiz_pass_threshold, built_at, sql)
-    if before is not None and (wrong := await live.disagreeing_users(session, day)):
-        raise AggregationConflict(
-            "snapshots rebuilt from the raw logs disagree with the day's live counters",
-            date=day.isoformat(),
-            users=wrong,
-        )
-    await live.mark_current(session, day)
-    await live.mark_bases(session, day)
-    await session.execute(
-        sa.update(BUILDS)
-        .where(BUILDS.c.day == day)
-        .values(
+            rebuilt=before is not None,
+            snapshots=snapshots,
+            aggregates=counts,
             built_at=built_at,
             built_by=principal.sub,
-            snapshots=snapshots,
-            quiz_pass_threshold=quiz_pass_threshold,
+            later_days=list(later),
         )
-    )
-    later = (
-        await session.scalars(sa.select(BUILDS.c.day).where(BUILDS.c.day > day).order_by(BUILDS.c.day))
-    ).all()
-    built = BuildResult(
-        day=day,
-        rebuilt=before is not None,
-        snapshots=snapshots,
-        aggregates=counts,
-        built_at=built_at,
-        built_by=principal.sub,
-        later_days=list(later),
-    )
-    if before is not None:
-        await session.run_sync(
-            audit_log.append,
-            principal,
-            request_id=request_id,
-            action="rebuild_snapshots",
-            target=f"snapshot_daily_user/{day.isoformat()}",
-            before=_jsonable(before),
-            after={
-                "builtAt": built_at.isoformat(),
-                "builtBy": principal.sub,
-                "snapshots": snapshots,
-                "quizPassThreshold": quiz_pass_threshold,
-            },
-        )
-    log.info("built %s snapshots for %s (rebuild=%s)", snapshots, day, before is not None)
-    return built
+        if before is not None:
+            await session.run_sync(
+                audit_log.append,
+                principal,
+                request_id=request_id,
+                action="rebuild_snapshots",
+                target=f"snapshot_daily_user/{day.isoformat()}",
+                before=_jsonable(before),
+                after={
+                    "builtAt": built_at.isoformat(),
+                    "builtBy": principal.sub,
+                    "snapshots": snapshots,
+                    "quizPassThreshold": quiz_pass_threshold,
+                },
+            )
+        log.info("built %s snapshots for %s (rebuild=%s)", snapshots, day, before is not None)
+        return built
+
+    return await db.heavy_transaction(build)
 
 
 # The bind parameters of the statements a first build makes once (per dialect) and runs for any day.

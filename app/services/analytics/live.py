@@ -710,13 +710,7 @@ async def fold(
     if refresh_bases:  # not inside a build: a month built day by day refreshes once, afterwards
         await _refresh_bases(session, sql)
     # days not built whose counters use another threshold: counted again with this one
-    other = (
-        await session.scalars(
-            sa.select(LIVE_DAY.c.day).where(
-                LIVE_DAY.c.quiz_pass_threshold != threshold, LIVE_DAY.c.day.not_in(sa.select(BUILDS.c.day))
-            )
-        )
-    ).all()
+    other = (await session.scalars(sa.select(LIVE_DAY.c.day).where(_counted_with_another(threshold)))).all()
     recounted = frozenset({*other, *recount})
     if not previous.empty or not sql.postgres:
         await _recount(session, sql, sorted(recounted), previous, threshold)
@@ -760,6 +754,13 @@ async def fold(
     return Fold(records=records, days=days, recounted=recounted, lag_seconds=lag, folded_at=folded_at)
 
 
+def _counted_with_another(threshold: float) -> sa.ColumnElement[bool]:
+    """The days not built whose counters use another pass threshold (a fold counts them again)."""
+    return sa.and_(
+        LIVE_DAY.c.quiz_pass_threshold != threshold, LIVE_DAY.c.day.not_in(sa.select(BUILDS.c.day))
+    )
+
+
 async def pending(session: AsyncSession, threshold: float) -> bool:
     """Is there anything to fold (new records, or days to count again)? Reads only: an idle
     deriver costs a few index probes per poll, and writes nothing."""
@@ -768,11 +769,7 @@ async def pending(session: AsyncSession, threshold: float) -> bool:
     previous = _stored(dict(state), sql)
     new, params, _shape = (await _current(session, sql)).new_rows(previous)
     checks = [sa.exists().where(records) for records in new.values()]
-    checks.append(
-        sa.exists().where(
-            LIVE_DAY.c.quiz_pass_threshold != threshold, LIVE_DAY.c.day.not_in(sa.select(BUILDS.c.day))
-        )
-    )
+    checks.append(sa.exists().where(_counted_with_another(threshold)))
     checks.append(sa.exists().where(LIVE_STATE.c.name == BASES))
     return bool(await session.scalar(sa.select(sa.or_(*checks)), params))
 
@@ -917,11 +914,7 @@ async def _pending_locked(session: AsyncSession, threshold: float) -> bool:
         new = [table.c.seq > previous.seqs[column] for table, _ts, _source, column in LOGS]
         params = {}
     checks = [sa.exists().where(records) for records in new]
-    checks.append(
-        sa.exists().where(
-            LIVE_DAY.c.quiz_pass_threshold != threshold, LIVE_DAY.c.day.not_in(sa.select(BUILDS.c.day))
-        )
-    )
+    checks.append(sa.exists().where(_counted_with_another(threshold)))
     return bool(await session.scalar(sa.select(sa.or_(*checks)), params))
 
 
